@@ -1,0 +1,312 @@
+"""DextrahEnv: the Kuka + Allegro grasp-and-lift task over a batch of MuJoCo Warp worlds.
+
+``reset`` and ``step`` are batched torch operations with no loop over worlds. Worlds are named by
+their global index (``env_offset + i``): a world's object, random numbers and randomization
+depend only on that index, the seed and the world's own episode and step counters, so worlds
+[a:b] of a large env behave exactly like a small env created with ``env_offset=a``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from assets.objects import ObjectShape, mesh_folder_objects, procedural_objects
+from tasks.dextrah import rng
+from tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
+from tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
+from tasks.dextrah.rewards import REWARD_TERMS, reward_terms
+from tasks.dextrah.rotations import axis_angle_to_quat
+from tasks.dextrah.settings import TaskSettings
+from tasks.sim.mjwarp_backend import MjwSim
+from tasks.sim.scene import build_scene
+
+NUM_ARM_JOINTS = 7
+NUM_JOINTS = 23
+HAND_POINT_SITES = ("palm_center", "index_tip", "middle_tip", "ring_tip", "thumb_tip")
+_OBJ_QPOS = slice(NUM_JOINTS, NUM_JOINTS + 7)  # free joint: position then (w, x, y, z)
+_OBJ_QVEL = slice(NUM_JOINTS, NUM_JOINTS + 6)  # free joint: linear (world) then angular (body)
+_STEP_BITS = 20  # random-number counter = episode index * 2**20 + step in episode
+# Observation noise groups: ADR range prefix and number of noisy values.
+_NOISE_KINDS = {"q": ("joint_pos", NUM_JOINTS), "qd": ("joint_vel", NUM_JOINTS),
+                "pos": ("object_pos", 3), "rot": ("object_rot", 4)}  # fmt: skip
+
+
+def load_objects(settings: TaskSettings) -> list[ObjectShape]:
+    """The object set the settings name: a user's mesh folder or the procedural set."""
+    objects = settings.objects
+    if objects.mesh_folder is not None:
+        return mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
+    return procedural_objects(objects.count, objects.seed)
+
+
+@dataclass
+class StepResult:
+    """What one policy step returns. Every tensor has the batch as its first dimension."""
+
+    obs: dict[str, torch.Tensor]
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    """The object left the workspace or fell: a true end, no bootstrapping."""
+    truncated: torch.Tensor
+    """Timeout, success hold or a reset after a buffer overflow: the value is bootstrapped."""
+    info: dict
+
+
+class DextrahEnv:
+    """The grasp-and-lift task; see the module docstring for how worlds are indexed."""
+
+    def __init__(
+        self,
+        settings: TaskSettings,
+        num_envs: int,
+        device: str = "cpu",
+        seed: int = 0,
+        env_offset: int = 0,
+        objects: list[ObjectShape] | None = None,
+    ):
+        self.settings = settings
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.seed = seed
+        self.world_ids = torch.arange(env_offset, env_offset + num_envs, device=self.device)
+        shapes = objects if objects is not None else load_objects(settings)
+        mjm, self.catalog = build_scene(shapes)
+        self.num_objects = len(self.catalog)
+        self.object_ids = self.world_ids % self.num_objects
+        self.sim = MjwSim(mjm, self.catalog, self.object_ids.cpu().numpy(), device, settings.sim)
+        self.adr = ADR(settings.adr)
+
+        dev, f32 = self.device, torch.float32
+        joint_range = torch.tensor(mjm.jnt_range[:NUM_JOINTS], dtype=f32, device=dev)
+        self.joint_low, self.joint_high = joint_range[:, 0], joint_range[:, 1]
+        home = list(settings.home_arm) + list(settings.home_finger) * 3 + list(settings.home_thumb)
+        self.home = torch.tensor(home, dtype=f32, device=dev)
+        self.curl_pose = torch.cat([torch.zeros(12, device=dev), self.home[-4:]])
+        self.action_scale = torch.tensor(
+            [settings.arm_action_scale] * NUM_ARM_JOINTS
+            + [settings.hand_action_scale] * (NUM_JOINTS - NUM_ARM_JOINTS),
+            dtype=f32, device=dev,
+        )  # fmt: skip
+        self.goal = torch.tensor(settings.goal, dtype=f32, device=dev)
+        self.hand_point_sites = [mjm.site(name).id for name in HAND_POINT_SITES]
+        self.palm_body = mjm.body("palm").id
+        joint_friction = [settings.arm_joint_friction] * NUM_ARM_JOINTS + [
+            settings.hand_joint_friction
+        ] * (NUM_JOINTS - NUM_ARM_JOINTS)
+        self.randomizer = PhysicsRandomizer(self.sim, torch.tensor(joint_friction, device=dev))
+        self.object_onehot = torch.nn.functional.one_hot(self.object_ids, self.num_objects).to(f32)
+        self.object_half_extents = torch.as_tensor(
+            self.catalog.half_extents, dtype=f32, device=dev
+        )[self.object_ids]
+        self.success_hold_steps = round(settings.success_hold_s / settings.policy_dt)
+        self.disturbance_period = max(1, round(settings.disturbance_period_s / settings.policy_dt))
+
+        n, zeros = num_envs, lambda *shape, dtype=f32: torch.zeros(*shape, dtype=dtype, device=dev)
+        self.episode_index = torch.full((n,), -1, dtype=torch.long, device=dev)
+        self.episode_step = zeros(n, dtype=torch.long)
+        self.targets = zeros(n, NUM_JOINTS)
+        self.last_action = zeros(n, NUM_JOINTS)
+        self.prev_points = zeros(n, len(HAND_POINT_SITES), 3)
+        self.noise_width = {key: zeros(n, 1) for key in _NOISE_KINDS}
+        self.noise_bias = {key: zeros(n, size) for key, (_, size) in _NOISE_KINDS.items()}
+        self.disturbance = zeros(n, 3)
+        self.success_steps = zeros(n, dtype=torch.long)
+        self.returns = zeros(n, len(REWARD_TERMS))
+        self.reached = zeros(n, dtype=torch.bool)
+        self.first_success = zeros(n, dtype=torch.long)
+        self.settle_z = zeros(n)
+        self.max_z = zeros(n)
+        self.overflow_resets = 0
+        self.reset()
+
+    def observation_sizes(self) -> dict[str, int]:
+        return {name: value.shape[1] for name, value in self.observations().items()}
+
+    # ------------------------------------------------------------------ random numbers
+    def _uniform(self, stream: rng.Stream, n: int) -> torch.Tensor:
+        counter = (self.episode_index << _STEP_BITS) + self.episode_step
+        return rng.uniform(self.seed, self.world_ids, counter, stream, n)
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Start new episodes in the masked worlds (all when None) and return observations."""
+        if mask is None:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self._reset(mask)
+        return self.observations()
+
+    def _reset(self, mask: torch.Tensor) -> None:
+        rows = mask[:, None]
+        self.episode_index += mask.long()
+        self.episode_step.masked_fill_(mask, 0)
+        self.sim.reset_worlds(mask)
+        self.randomizer.apply(mask, self.adr, self._uniform(rng.Stream.PHYSICS_PARAMS, len(PHYSICS_PARAMS)))
+
+        u = self._uniform(rng.Stream.RESET_JOINT_NOISE, 2 * NUM_JOINTS)
+        q = self.home + step_noise(self._magnitude("reset_joint_pos_noise"), u[:, :NUM_JOINTS])
+        q = q.clamp(self.joint_low, self.joint_high)
+        qd = step_noise(self._magnitude("reset_joint_vel_noise"), u[:, NUM_JOINTS:])
+        object_pose = self._spawn_pose()
+        qpos, qvel = self.sim.qpos, self.sim.qvel
+        qpos[:, :NUM_JOINTS] = torch.where(rows, q, qpos[:, :NUM_JOINTS])
+        qpos[:, _OBJ_QPOS] = torch.where(rows, object_pose, qpos[:, _OBJ_QPOS])
+        qvel[:, :NUM_JOINTS] = torch.where(rows, qd, qvel[:, :NUM_JOINTS])
+        self.targets = torch.where(rows, q, self.targets)
+        self.sim.ctrl[:] = self.targets
+        self.last_action.masked_fill_(rows, 0.0)
+        self._draw_observation_noise(mask)
+        self.disturbance.masked_fill_(rows, 0.0)
+        self.sim.forward_kinematics()
+
+        self.prev_points = torch.where(rows[..., None], self.hand_points(), self.prev_points)
+        for buffer in (self.success_steps, self.returns, self.reached, self.first_success,
+                       self.settle_z, self.max_z):  # fmt: skip
+            buffer.masked_fill_(mask if buffer.dim() == 1 else rows, 0)
+
+    def _spawn_pose(self) -> torch.Tensor:
+        """(N, 7) object drop pose: position jittered by ADR widths, orientation by rotation scale."""
+        u = self._uniform(rng.Stream.OBJECT_SPAWN, 6)
+        x0, y0 = self.settings.spawn_xy
+        x = x0 + (u[:, 0] - 0.5) * self._magnitude("spawn_width_x")
+        y = y0 + (u[:, 1] - 0.5) * self._magnitude("spawn_width_y")
+        z = torch.full_like(x, self.settings.spawn_z)
+        axis = u[:, 2:5] - 0.5
+        angle = self._magnitude("spawn_rotation") * math.pi * (2.0 * u[:, 5] - 1.0)
+        return torch.cat([torch.stack([x, y, z], dim=-1), axis_angle_to_quat(axis, angle)], dim=-1)
+
+    def _magnitude(self, name: str) -> float:
+        """Current magnitude of a noise-like ADR range (its upper end)."""
+        return self.adr.range(name)[1]
+
+    def _draw_observation_noise(self, mask: torch.Tensor) -> None:
+        """Per-episode noise: width = noise * U(0,1); bias = bias * U(0,1) * (U - 1/2) per element."""
+        sizes = [2 + size for _, size in _NOISE_KINDS.values()]
+        draws = self._uniform(rng.Stream.OBS_NOISE_WIDTH, sum(sizes)).split(sizes, dim=1)
+        for (key, (range_name, _)), u in zip(_NOISE_KINDS.items(), draws):
+            width, _ = noise_width_and_bias(self._magnitude(f"{range_name}_noise"), u[:, :1], u[:, :1])
+            _, bias = noise_width_and_bias(self._magnitude(f"{range_name}_bias"), u[:, 1:2], u[:, 2:])
+            self.noise_width[key] = torch.where(mask[:, None], width, self.noise_width[key])
+            self.noise_bias[key] = torch.where(mask[:, None], bias, self.noise_bias[key])
+
+    # ------------------------------------------------------------------ state
+    def hand_points(self) -> torch.Tensor:
+        """(N, 5, 3) palm centre and the four fingertips."""
+        return self.sim.site_xpos[:, self.hand_point_sites]
+
+    def object_pose(self) -> torch.Tensor:
+        """(N, 7) object position and (w, x, y, z) orientation."""
+        return self.sim.qpos[:, _OBJ_QPOS]
+
+    def in_success(self) -> torch.Tensor:
+        return (self.object_pose()[:, :3] - self.goal).norm(dim=-1) < self.settings.success_radius
+
+    # ------------------------------------------------------------------ step
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Apply (N, 23) relative joint-target actions in [-1, 1] for one policy step."""
+        s = self.settings
+        actions = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
+        self.targets = (self.targets + self.action_scale * actions).clamp(self.joint_low, self.joint_high)
+        self.sim.ctrl[:] = self.targets
+        self.last_action = actions
+        self._apply_disturbance()
+        self.sim.step(s.decimation)
+        self.episode_step += 1
+
+        points, object_pos = self.hand_points(), self.object_pose()[:, :3]
+        terms = reward_terms(
+            points, object_pos, self.goal, self.sim.qpos[:, NUM_ARM_JOINTS:NUM_JOINTS],
+            self.curl_pose, s.rewards, self._magnitude("goal_sharpness"), self._magnitude("lift_weight"),
+        )  # fmt: skip
+        overflow = self.sim.corrupted_worlds()
+        reward = torch.stack(list(terms.values()), dim=-1).sum(-1).masked_fill(overflow, 0.0)
+        success = self.in_success()
+        self._track_episode(terms, success, object_pos[:, 2])
+
+        out_x = (object_pos[:, 0] < s.workspace_x[0]) | (object_pos[:, 0] > s.workspace_x[1])
+        out_y = (object_pos[:, 1] < s.workspace_y[0]) | (object_pos[:, 1] > s.workspace_y[1])
+        terminated = (out_x | out_y | (object_pos[:, 2] < s.min_object_z)) & ~overflow
+        timeout = self.episode_step >= s.episode_length
+        held = (self.success_steps >= self.success_hold_steps) if self.success_hold_steps else torch.zeros_like(timeout)
+        truncated = (timeout | held | overflow) & ~terminated
+        done = terminated | truncated
+        self.overflow_resets += int(overflow.sum())
+        info = {
+            "reward_terms": terms,
+            "success": success,
+            "timeout": timeout & ~terminated,
+            "success_hold": held & ~terminated,
+            "overflow": overflow,
+            "episode": self._episode_stats(done),
+        }
+        self.prev_points = points.clone()
+        if bool(done.any()):
+            self._reset(done)
+        return StepResult(self.observations(), reward, terminated, truncated, info)
+
+    def _apply_disturbance(self) -> None:
+        """A random push of mass * U(0, max) m/s^2, redrawn each period, only near the palm."""
+        redraw = (self.episode_step % self.disturbance_period) == 0
+        u = self._uniform(rng.Stream.DISTURBANCE, 4)
+        direction = rng.normal(self.seed, self.world_ids, (self.episode_index << _STEP_BITS) + self.episode_step, rng.Stream.DISTURBANCE, 3)
+        direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        mass = self.sim.model["body_mass"][:, self.sim.object_body]
+        force = direction * (mass * self.adr.sample("disturbance_accel", u[:, 0]))[:, None]
+        self.disturbance = torch.where(redraw[:, None], force, self.disturbance)
+        palm = self.hand_points()[:, 0]
+        near = (palm - self.object_pose()[:, :3]).norm(dim=-1) < self.settings.disturbance_radius
+        self.sim.xfrc_applied[:, self.sim.object_body, :3] = self.disturbance * near[:, None]
+
+    def _track_episode(self, terms: dict[str, torch.Tensor], success: torch.Tensor, object_z: torch.Tensor) -> None:
+        self.returns += torch.stack([terms[name] for name in REWARD_TERMS], dim=-1)
+        self.success_steps = (self.success_steps + 1) * success
+        self.first_success = torch.where(success & ~self.reached, self.episode_step, self.first_success)
+        self.reached |= success
+        settle = self.settings.settle_steps
+        self.settle_z = torch.where(self.episode_step == settle, object_z, self.settle_z)
+        settled = self.episode_step >= settle
+        self.max_z = torch.where(settled, torch.maximum(self.max_z, object_z - self.settle_z), self.max_z)
+
+    def _episode_stats(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Statistics of the episodes that end now, one entry per finished world."""
+        stats = {
+            "success": self.reached[done].float(),
+            "lift_height": self.max_z[done].clamp_min(0.0),
+            "length": self.episode_step[done].float(),
+            "time_to_success": self.first_success[done].float() * self.settings.policy_dt,
+        }
+        for i, name in enumerate(REWARD_TERMS):
+            stats[f"return_{name}"] = self.returns[done, i]
+        return stats
+
+    # ------------------------------------------------------------------ observations
+    def observations(self) -> dict[str, torch.Tensor]:
+        """Policy, privileged and critic observations, each (N, size) float32."""
+        counter = (self.episode_index << _STEP_BITS) + self.episode_step
+        u = rng.uniform(self.seed, self.world_ids, counter, rng.Stream.OBS_NOISE_STEP, 2 * NUM_JOINTS + 7)
+        u_q, u_qd, u_pos, u_rot = u.split([NUM_JOINTS, NUM_JOINTS, 3, 4], dim=1)
+        w, b = self.noise_width, self.noise_bias
+        q, qd = self.sim.qpos[:, :NUM_JOINTS], self.sim.qvel[:, :NUM_JOINTS]
+        pose, twist = self.object_pose(), self.sim.qvel[:, _OBJ_QVEL]
+        points = self.hand_points()
+        point_vel = (points - self.prev_points) / self.settings.policy_dt
+        goal = self.goal.expand(self.num_envs, 3)
+        noisy_quat = pose[:, 3:] + b["rot"] + step_noise(w["rot"], u_rot)
+        proprio = torch.cat([
+            q + b["q"] + step_noise(w["q"], u_q),
+            qd + b["qd"] + step_noise(w["qd"], u_qd),
+            points.flatten(1), point_vel.flatten(1), goal, self.last_action,
+        ], dim=-1)  # fmt: skip
+        state = torch.cat([
+            pose[:, :3] + b["pos"] + step_noise(w["pos"], u_pos),
+            noisy_quat / noisy_quat.norm(dim=-1, keepdim=True).clamp_min(1e-9),
+            self.object_onehot, self.object_half_extents,
+        ], dim=-1)  # fmt: skip
+        critic = torch.cat([
+            q, qd, points.flatten(1), point_vel.flatten(1), self.sim.actuator_force,
+            pose, twist, goal, self.object_onehot, self.object_half_extents, self.last_action,
+        ], dim=-1)  # fmt: skip
+        return {"proprio": proprio, "state": state, "critic": critic, "object_pos": pose[:, :3].clone()}

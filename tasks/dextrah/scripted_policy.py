@@ -1,0 +1,94 @@
+"""A scripted grasp: approach from above, close the hand, lift to the goal.
+
+It reads the exact object pose (it is a baseline and a test instrument, not a learner) and
+drives the arm with damped least-squares inverse kinematics on the palm's Jacobian. The hand
+pinches the object between the thumb and the fingers along the object's narrowest horizontal
+direction. Its output is the env's own action: relative joint targets in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
+
+# Phase boundaries in policy steps (60 Hz): approach above, descend, close, then lift.
+DESCEND_AT, CLOSE_AT, LIFT_AT = 70, 130, 175
+APPROACH_CLEARANCE = 0.12  # m above the object's top before descending
+GRASP_CLEARANCE = 0.005  # m between the palm face and the object's top when closing
+OBJECT_AHEAD_OF_PALM = 0.05  # m along the fingers: the object sits between thumb and fingertips
+MAX_PALM_STEP = 0.012  # m per policy step, so the arm moves at most 0.7 m/s
+DAMPING = 0.05  # damped least-squares regularisation
+YAW_CANDIDATES = torch.linspace(-math.pi / 2, math.pi / 2, 7)  # around the home finger direction
+
+# Hand joint targets (index, middle, ring: 4 each; thumb: 4).
+OPEN_HAND = [0.0, 0.1, 0.1, 0.1] * 3 + [1.45, 0.2, 0.1, 0.1]
+CLOSED_HAND = [0.0, 1.1, 1.1, 1.1] * 3 + [1.45, 1.0, 0.9, 0.9]
+
+
+class ScriptedGraspPolicy:
+    """Stateless per step: the phase comes from each world's step in its episode."""
+
+    def __init__(self, env: DextrahEnv):
+        self.env = env
+        dev = env.device
+        self.open_hand = torch.tensor(OPEN_HAND, device=dev)
+        self.closed_hand = torch.tensor(CLOSED_HAND, device=dev)
+        palm_x = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)[0, :, 0]
+        self.home_yaw = math.atan2(float(palm_x[1]), float(palm_x[0]))
+        aabb = torch.as_tensor(env.catalog.geom_aabb, dtype=torch.float32, device=dev)[env.object_ids]
+        self.object_offset, self.object_half = aabb[:, 0], aabb[:, 1]
+        self.grasp_offset = torch.zeros(env.num_envs, 3, device=dev)
+
+    def _object_frame(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """World rotation (N, 3, 3) and centre (N, 3) of each object's bounding box."""
+        env = self.env
+        rot = env.sim.geom_xmat[:, env.sim.object_geom].reshape(-1, 3, 3)
+        centre = env.sim.geom_xpos[:, env.sim.object_geom] + (rot @ self.object_offset[..., None])[..., 0]
+        return rot, centre
+
+    def _finger_direction(self, rot: torch.Tensor) -> torch.Tensor:
+        """(N, 3) horizontal unit vector along which the object is narrowest."""
+        yaws = self.home_yaw + YAW_CANDIDATES.to(rot.device)
+        dirs = torch.stack([yaws.cos(), yaws.sin(), torch.zeros_like(yaws)], dim=-1)  # (Y, 3)
+        # Support width of the box along each direction: sum_i |d . axis_i| * half_i.
+        width = (torch.einsum("yc,nci->nyi", dirs, rot).abs() * self.object_half[:, None]).sum(-1)
+        return dirs[width.argmin(dim=1)]
+
+    def __call__(self, obs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        env = self.env
+        step = env.episode_step
+        rot, centre = self._object_frame()
+        top = centre[:, 2] + (rot[:, 2].abs() * self.object_half).sum(-1)
+        fingers = self._finger_direction(rot)
+        grasp = centre - OBJECT_AHEAD_OF_PALM * fingers
+        grasp[:, 2] = top + GRASP_CLEARANCE
+        above = grasp + torch.tensor([0.0, 0.0, APPROACH_CLEARANCE], device=env.device)
+        palm = env.hand_points()[:, 0]
+        self.grasp_offset = torch.where((step < LIFT_AT)[:, None], palm - centre, self.grasp_offset)
+        lift = env.goal + self.grasp_offset
+        target = torch.where((step < DESCEND_AT)[:, None], above, torch.where((step < LIFT_AT)[:, None], grasp, lift))
+
+        down = torch.tensor([0.0, 0.0, -1.0], device=env.device).expand_as(fingers)
+        wanted = torch.stack([fingers, torch.cross(down, fingers, dim=-1), down], dim=-1)
+        arm = self._arm_actions(palm, target, wanted)
+        hand_goal = torch.where((step < CLOSE_AT)[:, None], self.open_hand, self.closed_hand)
+        hand = (hand_goal - env.targets[:, NUM_ARM_JOINTS:]) / env.action_scale[NUM_ARM_JOINTS:]
+        return torch.cat([arm, hand], dim=-1).clamp(-1.0, 1.0)
+
+    def _arm_actions(self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+        env = self.env
+        error_pos = target - palm
+        error_pos = error_pos * (MAX_PALM_STEP / error_pos.norm(dim=-1, keepdim=True).clamp_min(MAX_PALM_STEP))
+        current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
+        error_rot = 0.5 * torch.cross(current, wanted, dim=1).sum(-1)
+        error = torch.cat([error_pos, error_rot.clamp(-0.1, 0.1)], dim=-1)
+        jac = env.sim.jacobian(env.palm_body, palm)[:, :, :NUM_ARM_JOINTS]
+        eye = torch.eye(6, device=env.device)
+        dq = jac.transpose(1, 2) @ torch.linalg.solve(jac @ jac.transpose(1, 2) + DAMPING**2 * eye, error[..., None])
+        # Step the targets, not the measured joints: the PD lags its target while moving, and the
+        # remaining palm error keeps pushing the targets until the palm arrives.
+        return dq[..., 0] / env.action_scale[:NUM_ARM_JOINTS]
+
