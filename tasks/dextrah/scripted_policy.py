@@ -19,8 +19,9 @@ DESCEND_AT, CLOSE_AT, LIFT_AT = 70, 130, 175
 APPROACH_CLEARANCE = 0.12  # m above the object's top before descending
 GRASP_CLEARANCE = 0.005  # m between the palm face and the object's top when closing
 OBJECT_AHEAD_OF_PALM = 0.05  # m along the fingers: the object sits between thumb and fingertips
-MAX_PALM_STEP = 0.012  # m per policy step, so the arm moves at most 0.7 m/s
-DAMPING = 0.05  # damped least-squares regularisation
+MAX_PALM_ERROR = 0.1  # m of position error acted on at once, which caps the palm's speed
+DAMPING = 0.1  # damped least-squares regularisation
+LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked
 YAW_CANDIDATES = torch.linspace(-math.pi / 2, math.pi / 2, 7)  # around the home finger direction
 
 # Hand joint targets (index, middle, ring: 4 each; thumb: 4).
@@ -81,14 +82,26 @@ class ScriptedGraspPolicy:
     def _arm_actions(self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
         env = self.env
         error_pos = target - palm
-        error_pos = error_pos * (MAX_PALM_STEP / error_pos.norm(dim=-1, keepdim=True).clamp_min(MAX_PALM_STEP))
+        error_pos = error_pos * (MAX_PALM_ERROR / error_pos.norm(dim=-1, keepdim=True).clamp_min(MAX_PALM_ERROR))
         current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
         error_rot = 0.5 * torch.cross(current, wanted, dim=1).sum(-1)
-        error = torch.cat([error_pos, error_rot.clamp(-0.1, 0.1)], dim=-1)
+        error = torch.cat([error_pos, error_rot.clamp(-0.5, 0.5)], dim=-1)
         jac = env.sim.jacobian(env.palm_body, palm)[:, :, :NUM_ARM_JOINTS]
-        eye = torch.eye(6, device=env.device)
-        dq = jac.transpose(1, 2) @ torch.linalg.solve(jac @ jac.transpose(1, 2) + DAMPING**2 * eye, error[..., None])
-        # Step the targets, not the measured joints: the PD lags its target while moving, and the
-        # remaining palm error keeps pushing the targets until the palm arrives.
-        return dq[..., 0] / env.action_scale[:NUM_ARM_JOINTS]
+        q = env.sim.qpos[:, :NUM_ARM_JOINTS]
+        dq = _damped_least_squares(jac, error)
+        # Joints pressed against a limit cannot help: solve again without them.
+        low, high = env.joint_low[:NUM_ARM_JOINTS], env.joint_high[:NUM_ARM_JOINTS]
+        blocked = ((q <= low + LIMIT_MARGIN) & (dq < 0)) | ((q >= high - LIMIT_MARGIN) & (dq > 0))
+        dq = _damped_least_squares(jac * ~blocked[:, None, :], error)
+        # Target = measured joints + the IK step: with the drive's damping this makes the palm
+        # approach its target like a first-order system (speed about kp / kv times the error).
+        q_wanted = q + dq
+        return (q_wanted - env.targets[:, :NUM_ARM_JOINTS]) / env.action_scale[:NUM_ARM_JOINTS]
 
+
+
+def _damped_least_squares(jac: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+    """(N, 7) joint step that best reduces the (N, 6) pose error through (N, 6, 7) Jacobians."""
+    eye = torch.eye(jac.shape[1], device=jac.device)
+    gram = jac @ jac.transpose(1, 2) + DAMPING**2 * eye
+    return (jac.transpose(1, 2) @ torch.linalg.solve(gram, error[..., None]))[..., 0]

@@ -1,0 +1,257 @@
+"""The ``dexgrasp`` command line: thin subcommands that validate input, build a config, call a runner.
+
+Every bad input is caught before any heavy work (no scene build, no kernel compile) and reported
+as one line ``error: <what was wrong; what is accepted>`` on stderr with exit code 2.
+Subcommands are registered only once they work.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from assets.objects import ObjectSetError, ObjectShape, mesh_folder_objects
+from dexgrasp_cli.config import TASK_YAML, ConfigError, load_task_settings
+from dexgrasp_cli.errors import UsageError
+from tasks.dextrah.settings import TaskSettings
+
+try:  # typer >= 0.2x vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click.exceptions import ClickException
+
+POLICIES = ("scripted",)
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+
+app = typer.Typer(
+    name="dexgrasp",
+    help="Dexterous grasping with a Kuka arm and an Allegro hand on MuJoCo Warp.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# ---------------------------------------------------------------------------- errors
+def _fail(message: str, code: int = 2) -> None:
+    line = " ".join(str(message).split())  # one line, whatever the source produced
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(command: Callable) -> Callable:
+    """Report user errors as one ``error:`` line with exit code 2 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (UsageError, ConfigError, ObjectSetError) as err:
+            _fail(str(err))
+
+    return wrapper
+
+
+@contextmanager
+def bad_input() -> Iterator[None]:
+    """Treat ValueErrors (parsing, config, objects) raised inside as usage errors."""
+    try:
+        yield
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------- validation
+def check_at_least_one(option: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{option} must be an integer >= 1, got {value}")
+
+
+def resolve_device(device: str) -> str:
+    """``cpu``, or ``cuda``/``cuda:N`` when that GPU exists; ``cuda`` means the current GPU."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise UsageError(f"unknown device {device!r}; accepted: cpu, cuda, cuda:N")
+    if device == "cpu":
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but CUDA is not available here; available: cpu")
+    count = torch.cuda.device_count()
+    index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+    if index >= count:
+        raise UsageError(
+            f"device {device!r} does not exist; available: cpu, "
+            + ", ".join(f"cuda:{i}" for i in range(count))
+        )
+    return f"cuda:{index}"
+
+
+def load_settings(overrides: list[str] | None) -> TaskSettings:
+    with bad_input():
+        return load_task_settings(overrides or (), TASK_YAML)
+
+
+def check_adr_level(level: int, settings: TaskSettings) -> None:
+    n = settings.adr.num_levels
+    if not 0 <= level <= n:
+        raise UsageError(f"--adr-level must be in [0, {n}] (task.adr.num_levels), got {level}")
+
+
+def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
+    """The user's meshes when task.objects.mesh_folder is set (checked now), else None."""
+    objects = settings.objects
+    if objects.mesh_folder is None:
+        return None
+    with bad_input():
+        return mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
+
+
+def check_output(path: Path | None) -> None:
+    """Make sure the JSON file can be written later: parent folder created, path not a folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--json {path} is a directory; accepted: a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--json {path}: cannot create its folder ({err.strerror})") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic write: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _quiet_warp() -> None:
+    """Hide warp's per-module load lines; warnings and errors still show."""
+    import warp as wp
+
+    wp.config.log_level = wp.LOG_WARNING
+
+
+# ---------------------------------------------------------------------------- options
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a yaml/task.yaml value, e.g. task.episode_length=200 (repeatable)."),
+]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the worlds' random numbers.")]
+JsonOption = Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Also write the results to this JSON file (atomically).")]
+
+
+# ---------------------------------------------------------------------------- commands
+@app.command("eval")
+@cli_errors
+def eval_command(
+    policy: Annotated[str, typer.Option(help="Policy to evaluate; accepted: scripted.")] = "scripted",
+    num_envs: Annotated[int, typer.Option(help="Simulated worlds stepped in parallel.")] = 16,
+    episodes: Annotated[int, typer.Option(help="Finished episodes to measure (the first ones to finish).")] = 16,
+    device: DeviceOption = "cpu",
+    seed: SeedOption = 0,
+    adr_level: Annotated[int, typer.Option(help="ADR level, 0 .. task.adr.num_levels (50).")] = 0,
+    json_path: JsonOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Evaluate a policy: success rate, lift height, time to success, returns per reward term."""
+    if policy not in POLICIES:
+        raise UsageError(
+            f"unknown --policy {policy!r}; accepted: {', '.join(POLICIES)} (checkpoints come in a later release)"
+        )
+    check_at_least_one("--num-envs", num_envs)
+    check_at_least_one("--episodes", episodes)
+    device = resolve_device(device)
+    settings = load_settings(overrides)
+    check_adr_level(adr_level, settings)
+    objects = user_objects(settings)
+    check_output(json_path)
+
+    from dexgrasp_cli.evaluate import eval_table, run_scripted_eval
+
+    _quiet_warp()
+    result = run_scripted_eval(settings, num_envs, episodes, device, seed, adr_level, objects=objects)
+    result["overrides"] = list(overrides or [])
+    Console().print(eval_table(result))
+    if json_path is not None:
+        write_json(json_path, result)
+        Console().print(f"wrote {json_path}")
+
+
+@app.command("bench")
+@cli_errors
+def bench_command(
+    num_envs: Annotated[
+        Optional[list[int]],
+        typer.Option(help="World count to time (repeatable). Default: 16 and 64 on cpu; 1024, 4096 and 8192 on cuda."),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Timed steps per world count, after 5 warm-up steps.")] = 100,
+    device: DeviceOption = "cpu",
+    seed: SeedOption = 0,
+    json_path: JsonOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Env throughput (env-steps/s) stepping random actions; only GPU figures are meaningful."""
+    from dexgrasp_cli.bench.throughput import default_world_counts
+
+    device = resolve_device(device)
+    counts = list(num_envs) if num_envs else list(default_world_counts(device))
+    for count in counts:
+        check_at_least_one("--num-envs", count)
+    check_at_least_one("--steps", steps)
+    settings = load_settings(overrides)
+    objects = user_objects(settings)
+    check_output(json_path)
+
+    from dexgrasp_cli.bench.throughput import run_throughput, throughput_table
+
+    _quiet_warp()
+    result = run_throughput(settings, counts, steps, device, seed, objects=objects)
+    result["overrides"] = list(overrides or [])
+    console = Console()
+    console.print(throughput_table(result))
+    console.print("note: absolute figures are only meaningful on a GPU; CPU numbers depend on the machine.")
+    if json_path is not None:
+        write_json(json_path, result)
+        console.print(f"wrote {json_path}")
+
+
+# ---------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app; parse errors are one ``error:`` line with exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="dexgrasp", standalone_mode=False)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # bare ``dexgrasp``: show the help
+            err.show()
+            sys.exit(0)
+        _fail_line = " ".join(err.format_message().split())
+        print(f"error: {_fail_line}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
