@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from assets.objects import ObjectShape
 from tasks.dextrah.rewards import REWARD_TERMS
@@ -66,6 +67,17 @@ def run_scripted_eval(
     return result
 
 
+class _EvalProgress(Progress):
+    """A progress bar with a second line: the mean reward per term per env-step so far."""
+
+    terms = ""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        if self.terms:
+            yield Text(self.terms, style="dim")
+
+
 def _rollout(env, policy, episodes: int, console: Console) -> dict:
     n, dev = env.num_envs, env.device
     finished: dict[str, list[torch.Tensor]] = {key: [] for key in EPISODE_KEYS + ("return_total",)}
@@ -77,19 +89,20 @@ def _rollout(env, policy, episodes: int, console: Console) -> dict:
     first_step_s = 0.0
     start = time.perf_counter()
 
-    progress = Progress(
+    progress = _EvalProgress(
         TextColumn("[bold]eval[/] ADR {task.fields[adr]}"),
-        BarColumn(),
+        BarColumn(bar_width=16),
         MofNCompleteColumn(),
-        TextColumn("episodes | {task.fields[rate]} env-steps/s | success {task.fields[success]}"),
-        TextColumn("| {task.fields[terms]}"),
+        TextColumn("episodes  {task.fields[rate]} env-steps/s  success {task.fields[success]}"),
         TimeElapsedColumn(),
         console=console,
     )
+    console.print(
+        "[dim]The first step compiles warp kernels: about 1-2 min on a CPU the first time, "
+        "seconds once cached in ~/.cache/warp.[/]"
+    )
     with progress:
-        task = progress.add_task(
-            "eval", total=episodes, adr=env.adr.level, rate="compiling", success="-", terms=""
-        )
+        task = progress.add_task("eval", total=episodes, adr=env.adr.level, rate="compiling", success="-")
         while done_count < episodes:
             t0 = time.perf_counter()
             result = env.step(policy())
@@ -113,13 +126,14 @@ def _rollout(env, policy, episodes: int, console: Console) -> dict:
 
             env_steps = steps * n
             rate = (steps - 1) * n / max(time.perf_counter() - start, 1e-9) if steps > 1 else None
-            terms = " ".join(f"{k} {float(v) / env_steps:+.3f}" for k, v in term_sums.items())
+            progress.terms = "reward per env-step: " + "  ".join(
+                f"{k} {float(v) / env_steps:+.4f}" for k, v in term_sums.items()
+            )
             progress.update(
                 task,
                 completed=done_count,
                 rate=f"{rate:,.0f}" if rate is not None else "compiling",
                 success=f"{float(success_sum) / env_steps:.3f}",
-                terms=terms,
             )
     elapsed = time.perf_counter() - start
 

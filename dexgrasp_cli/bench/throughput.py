@@ -116,8 +116,5 @@ def throughput_table(result: dict) -> Table:
             f"{row['ratio_vs_first']:.2f}",
             str(row["overflow_resets"]),
         )
-    table.caption = (
-        f"first step of the first env (kernel compile or cache load): {result['first_step_s']:.2f} s; "
-        "absolute figures are only meaningful on a GPU"
-    )
+    table.caption = f"first step of the first env (kernel compile or cache load): {result['first_step_s']:.2f} s"
     return table

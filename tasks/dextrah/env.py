@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from assets.objects import ObjectShape, mesh_folder_objects, procedural_objects

@@ -1,0 +1,159 @@
+"""The dexgrasp CLI: bad input fails fast with one line and exit code 2; eval runs end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tasks.dextrah.env as env_module
+from dexgrasp_cli import app as cli
+from tasks.dextrah.rewards import REWARD_TERMS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``dexgrasp ARGS`` in-process through the console-script entry point."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    """Make building an env (and so compiling kernels) an immediate test failure."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("bad input must be rejected before the env is built")
+
+    monkeypatch.setattr(env_module.DextrahEnv, "__init__", refuse)
+
+
+BAD_INPUT = [
+    (["eval", "--num-envs", "0"], "--num-envs"),
+    (["eval", "--episodes", "0"], "--episodes"),
+    (["eval", "--device", "tpu"], "tpu"),
+    (["eval", "--device", "cuda:7"], "cuda:7"),
+    (["eval", "--adr-level", "51"], "--adr-level"),
+    (["eval", "--adr-level", "-1"], "--adr-level"),
+    (["eval", "--set", "task.nope=1"], "task.nope"),
+    (["eval", "--set", "task.objects.mesh_folder=/nonexistent"], "/nonexistent"),
+    (["eval", "--set", "task.episode_length=abc"], "task.episode_length"),
+    (["eval", "--policy", "foo"], "foo"),
+    (["eval", "--num-envs", "abc"], "--num-envs"),
+    (["bench", "--num-envs", "0"], "--num-envs"),
+    (["bench", "--steps", "0"], "--steps"),
+    (["bench", "--device", "tpu"], "tpu"),
+    (["bench", "--set", "task.nope=1"], "task.nope"),
+]
+
+
+@pytest.mark.parametrize("args, names", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_exit_2(args, names, capsys, no_env):
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and names in lines[0]
+    assert "Traceback" not in err
+
+
+def test_cuda_refusal_says_what_is_available(capsys, no_env):
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    _, _, err = run_cli(["eval", "--device", "cuda:7"], capsys)
+    assert "available: cpu" in err
+
+
+def test_empty_mesh_folder(tmp_path, capsys, no_env):
+    (tmp_path / "notes.txt").write_text("not a mesh")
+    code, out, err = run_cli(["eval", "--set", f"task.objects.mesh_folder={tmp_path}"], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "no .obj/.stl files" in err and str(tmp_path) in err
+
+
+def test_policy_error_names_accepted_values(capsys, no_env):
+    _, _, err = run_cli(["eval", "--policy", "foo"], capsys)
+    assert "accepted: scripted" in err
+
+
+def test_adr_level_bound_follows_settings(capsys, no_env):
+    code, _, err = run_cli(["eval", "--set", "task.adr.num_levels=10", "--adr-level", "11"], capsys)
+    assert code == 2 and "[0, 10]" in err
+
+
+def test_json_path_that_is_a_directory(tmp_path, capsys, no_env):
+    code, _, err = run_cli(["eval", "--json", str(tmp_path)], capsys)
+    assert code == 2 and "directory" in err
+
+
+def test_help_lists_only_working_commands(capsys):
+    code, out, _ = run_cli(["--help"], capsys)
+    assert code == 0
+    assert "eval" in out and "bench" in out
+    for planned in ("train-teacher", "distill", "bench-memory"):
+        assert planned not in out
+
+
+def test_write_json_is_atomic_and_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "sub" / "result.json"
+    cli.write_json(path, {"a": 1.0})
+    assert json.loads(path.read_text()) == {"a": 1.0}
+    with pytest.raises(ValueError):
+        cli.write_json(path, {"a": math.nan})  # allow_nan=False: refused, nothing replaced
+    assert json.loads(path.read_text()) == {"a": 1.0}
+    assert [p.name for p in path.parent.iterdir()] == ["result.json"]
+
+
+def _finite_numbers(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    return False
+
+
+def test_eval_end_to_end(tmp_path):
+    """The real console entry in a subprocess: 2 worlds, 2 short episodes, JSON written."""
+    out_json = tmp_path / "out" / "out.json"
+    args = ["eval", "--policy", "scripted", "--num-envs", "2", "--episodes", "2",
+            "--set", "task.episode_length=20", "--json", str(out_json)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="120")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dexgrasp_cli", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "success rate" in proc.stdout
+
+    result = json.loads(out_json.read_text())
+    numbers = ["success_rate_instantaneous", "success_rate_episode", "mean_lift_height",
+               "mean_episode_length", "return_total", "env_steps_per_s", "first_step_s",
+               "episodes", "num_envs", "seed", "adr_level", "overflow_resets", "env_steps"]  # fmt: skip
+    numbers += [f"return_{name}" for name in REWARD_TERMS]
+    for key in numbers:
+        assert _finite_numbers(result[key]), (key, result[key])
+    assert "mean_time_to_success" in result  # null when no episode succeeded
+    assert result["mean_time_to_success"] is None or _finite_numbers(result["mean_time_to_success"])
+    assert result["device"] == "cpu" and result["policy"] == "scripted"
+    assert result["num_envs"] == 2 and result["episodes"] >= 2
+    assert result["config"]["episode_length"] == 20
+    assert result["overrides"] == ["task.episode_length=20"]
+    assert 0.0 <= result["success_rate_instantaneous"] <= 1.0
+    assert 0.0 <= result["success_rate_episode"] <= 1.0
+    assert result["mean_episode_length"] <= 20
+    # The env's summed reward, accumulated by the evaluator, equals the sum of the per-term returns.
+    per_term = sum(result[f"return_{name}"] for name in REWARD_TERMS)
+    assert result["return_total"] == pytest.approx(per_term, abs=1e-4)
+    assert not list(out_json.parent.glob("*.tmp"))
