@@ -20,7 +20,7 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 from rich.console import Console
 
-from assets.objects import ObjectSetError, ObjectShape, mesh_folder_objects
+from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
 from dexgrasp_cli.config import TASK_YAML, ConfigError, load_task_settings
 from dexgrasp_cli.errors import UsageError
 from tasks.dextrah.settings import TaskSettings
@@ -114,7 +114,26 @@ def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
     if objects.mesh_folder is None:
         return None
     with bad_input():
-        return mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
+        shapes = mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
+    for shape in shapes:
+        check_mesh_compiles(shape)
+    return shapes
+
+
+def check_mesh_compiles(shape: ObjectShape) -> None:
+    """Compile the mesh alone in MuJoCo (milliseconds), so a broken file is named up front."""
+    import mujoco
+
+    spec = mujoco.MjSpec()
+    spec.worldbody.add_body().add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=add_mesh(spec, shape))
+    try:
+        spec.compile()
+    except ValueError as err:
+        reason = str(err).strip().splitlines()[0].removeprefix("Error: ") if str(err).strip() else "unknown"
+        raise UsageError(
+            f"mesh {shape.file} cannot be loaded by MuJoCo ({reason}); accepted: .obj or binary .stl meshes "
+            "with a non-degenerate convex hull at task.objects.mesh_scale"
+        ) from None
 
 
 def check_output(path: Path | None) -> None:

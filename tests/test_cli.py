@@ -82,6 +82,18 @@ def test_empty_mesh_folder(tmp_path, capsys, no_env):
     assert err.count("\n") == 1 and "no .obj/.stl files" in err and str(tmp_path) in err
 
 
+@pytest.mark.parametrize(
+    "name, content, names",
+    [("broken.obj", "not an obj\nv 1 2\nf 9 9 9\n", "broken.obj"),
+     ("ascii.stl", "solid a\nendsolid a\n", "binary")],
+)  # fmt: skip
+def test_bad_mesh_file(tmp_path, name, content, names, capsys, no_env):
+    (tmp_path / name).write_text(content)
+    code, out, err = run_cli(["eval", "--set", f"task.objects.mesh_folder={tmp_path}"], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("error: ") and names in err
+
+
 def test_policy_error_names_accepted_values(capsys, no_env):
     _, _, err = run_cli(["eval", "--policy", "foo"], capsys)
     assert "accepted: scripted" in err
