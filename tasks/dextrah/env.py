@@ -126,9 +126,15 @@ class DextrahEnv:
         return {name: value.shape[1] for name, value in self.observations().items()}
 
     # ------------------------------------------------------------------ random numbers
+    def _counter(self) -> torch.Tensor:
+        """Per-world random-number counter: unique to each episode and step of a world."""
+        return (self.episode_index << _STEP_BITS) + self.episode_step
+
     def _uniform(self, stream: rng.Stream, n: int) -> torch.Tensor:
-        counter = (self.episode_index << _STEP_BITS) + self.episode_step
-        return rng.uniform(self.seed, self.world_ids, counter, stream, n)
+        return rng.uniform(self.seed, self.world_ids, self._counter(), stream, n)
+
+    def _normal(self, stream: rng.Stream, n: int) -> torch.Tensor:
+        return rng.normal(self.seed, self.world_ids, self._counter(), stream, n)
 
     # ------------------------------------------------------------------ reset
     def reset(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -249,11 +255,11 @@ class DextrahEnv:
     def _apply_disturbance(self) -> None:
         """A random push of mass * U(0, max) m/s^2, redrawn each period, only near the palm."""
         redraw = (self.episode_step % self.disturbance_period) == 0
-        u = self._uniform(rng.Stream.DISTURBANCE, 4)
-        direction = rng.normal(self.seed, self.world_ids, (self.episode_index << _STEP_BITS) + self.episode_step, rng.Stream.DISTURBANCE, 3)
+        u = self._uniform(rng.Stream.DISTURBANCE, 1)[:, 0]
+        direction = self._normal(rng.Stream.DISTURBANCE, 3)
         direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         mass = self.sim.model["body_mass"][:, self.sim.object_body]
-        force = direction * (mass * self.adr.sample("disturbance_accel", u[:, 0]))[:, None]
+        force = direction * (mass * self.adr.sample("disturbance_accel", u))[:, None]
         self.disturbance = torch.where(redraw[:, None], force, self.disturbance)
         palm = self.hand_points()[:, 0]
         near = (palm - self.object_pose()[:, :3]).norm(dim=-1) < self.settings.disturbance_radius
@@ -284,8 +290,7 @@ class DextrahEnv:
     # ------------------------------------------------------------------ observations
     def observations(self) -> dict[str, torch.Tensor]:
         """Policy, privileged and critic observations, each (N, size) float32."""
-        counter = (self.episode_index << _STEP_BITS) + self.episode_step
-        u = rng.uniform(self.seed, self.world_ids, counter, rng.Stream.OBS_NOISE_STEP, 2 * NUM_JOINTS + 7)
+        u = self._uniform(rng.Stream.OBS_NOISE_STEP, 2 * NUM_JOINTS + 7)
         u_q, u_qd, u_pos, u_rot = u.split([NUM_JOINTS, NUM_JOINTS, 3, 4], dim=1)
         w, b = self.noise_width, self.noise_bias
         q, qd = self.sim.qpos[:, :NUM_JOINTS], self.sim.qvel[:, :NUM_JOINTS]

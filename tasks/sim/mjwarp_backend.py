@@ -91,6 +91,9 @@ class MjwSim:
         self.geom_xmat = wp.to_torch(self.d.geom_xmat)
         self.actuator_force = wp.to_torch(self.d.actuator_force)
         self.overflow = wp.to_torch(self.d.overflow)
+        # Jacobian buffers, allocated once because the scripted policy asks every step.
+        self._jacobian = torch.zeros(self.num_worlds, 6, mjm.nv, device=self.device)
+        self._jacobian_body = torch.zeros(self.num_worlds, dtype=torch.int32, device=self.device)
         self.object_body = mjm.body(OBJECT_BODY).id
         self.object_geom = mjm.geom(OBJECT_GEOM).id
         self._place_objects(catalog, torch.as_tensor(object_ids, dtype=torch.long))
@@ -144,14 +147,13 @@ class MjwSim:
 
     def jacobian(self, body: int, points: torch.Tensor) -> torch.Tensor:
         """(N, 6, nv) translational then rotational Jacobian of world points (N, 3) fixed to a body."""
-        n, nv = self.num_worlds, self.mjm.nv
-        jacp = torch.zeros(n, 3, nv, device=self.device)
-        jacr = torch.zeros(n, 3, nv, device=self.device)
-        bodies = torch.full((n,), body, dtype=torch.int32, device=self.device)
+        jac, bodies = self._jacobian, self._jacobian_body
+        jac.zero_()  # the kernel only writes the entries of the body's ancestor dofs
+        bodies.fill_(body)
         with self._on_torch_stream():
-            mjw.jac(self.m, self.d, wp.from_torch(jacp), wp.from_torch(jacr),
+            mjw.jac(self.m, self.d, wp.from_torch(jac[:, :3]), wp.from_torch(jac[:, 3:]),
                     wp.from_torch(points.contiguous(), dtype=wp.vec3), wp.from_torch(bodies))  # fmt: skip
-        return torch.cat([jacp, jacr], dim=1)
+        return jac.clone()
 
     def set_const(self) -> None:
         """Propagate changed masses and inertias to MuJoCo's derived constants."""
