@@ -1,12 +1,10 @@
 """The scripted grasp as a test instrument: it must lift objects into the success region."""
 
-import pytest
 
 from tasks.dextrah.env import DextrahEnv
 from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
 
-@pytest.mark.slow
 def test_scripted_grasp_succeeds_in_half_the_episodes_at_level_0(settings):
     env = DextrahEnv(settings, num_envs=16)
     policy = ScriptedGraspPolicy(env)

@@ -16,17 +16,24 @@ from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
 
 # Phase boundaries in policy steps (60 Hz): approach above, descend, close, then lift.
 DESCEND_AT, CLOSE_AT, LIFT_AT = 70, 130, 175
-APPROACH_CLEARANCE = 0.12  # m above the object's top before descending
-GRASP_CLEARANCE = 0.005  # m between the palm face and the object's top when closing
-OBJECT_AHEAD_OF_PALM = 0.05  # m along the fingers: the object sits between thumb and fingertips
+APPROACH_CLEARANCE = 0.12  # m above the grasp pose before descending
+FAR_SIDE_AHEAD = 0.15  # m along the fingers from the palm centre to the object's far side
+THUMB_CLEARANCE = 0.0  # m along the fingers from the palm centre to the object's near side, at least
+MIN_PALM_HEIGHT = 0.08  # m above the table, so the swept-back thumb clears it
 MAX_PALM_ERROR = 0.1  # m of position error acted on at once, which caps the palm's speed
+MAX_LIFT_ERROR = 0.04  # the same while carrying the object, so it is not shaken loose
 DAMPING = 0.1  # damped least-squares regularisation
 LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked
-YAW_CANDIDATES = torch.linspace(-math.pi / 2, math.pi / 2, 7)  # around the home finger direction
+# Finger directions tried, as yaw offsets from the home pose's. The hand is mounted with its palm
+# normal across the flange axis, so a palm-down hand can only turn so far: with the object at
+# the spawn point, offsets 0 to +60 degrees converged and the rest ran into wrist limits.
+YAW_CANDIDATES = torch.linspace(0.0, math.pi / 3, 5)
 
 # Hand joint targets (index, middle, ring: 4 each; thumb: 4).
-OPEN_HAND = [0.0, 0.1, 0.1, 0.1] * 3 + [1.45, 0.2, 0.1, 0.1]
-CLOSED_HAND = [0.0, 1.1, 1.1, 1.1] * 3 + [1.45, 1.0, 0.9, 0.9]
+# Closing swings the straight fingers down onto the object's far side and tilts the thumb onto
+# its near side: a pinch that reaches near the table whatever the object's height.
+OPEN_HAND = [0.0, 0.0, 0.0, 0.0] * 3 + [1.45, -0.33, 0.0, 0.0]
+CLOSED_HAND = [0.0, 1.5, 0.1, 0.1] * 3 + [1.45, 1.0, 0.1, 0.1]
 
 
 class ScriptedGraspPolicy:
@@ -37,11 +44,13 @@ class ScriptedGraspPolicy:
         dev = env.device
         self.open_hand = torch.tensor(OPEN_HAND, device=dev)
         self.closed_hand = torch.tensor(CLOSED_HAND, device=dev)
-        palm_x = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)[0, :, 0]
-        self.home_yaw = math.atan2(float(palm_x[1]), float(palm_x[0]))
         aabb = torch.as_tensor(env.catalog.geom_aabb, dtype=torch.float32, device=dev)[env.object_ids]
         self.object_offset, self.object_half = aabb[:, 0], aabb[:, 1]
+        palm_x = env.sim.xmat[0, env.palm_body].reshape(3, 3)[:, 0]
+        self.home_yaw = math.atan2(float(palm_x[1]), float(palm_x[0]))
         self.grasp_offset = torch.zeros(env.num_envs, 3, device=dev)
+        table = env.sim.mjm.geom("table")
+        self.table_top = float(table.pos[2] + table.size[2])
 
     def _object_frame(self) -> tuple[torch.Tensor, torch.Tensor]:
         """World rotation (N, 3, 3) and centre (N, 3) of each object's bounding box."""
@@ -50,22 +59,26 @@ class ScriptedGraspPolicy:
         centre = env.sim.geom_xpos[:, env.sim.object_geom] + (rot @ self.object_offset[..., None])[..., 0]
         return rot, centre
 
-    def _finger_direction(self, rot: torch.Tensor) -> torch.Tensor:
-        """(N, 3) horizontal unit vector along which the object is narrowest."""
+    def _finger_direction(self, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3) horizontal unit vector along which the object is narrowest, and its half-width."""
         yaws = self.home_yaw + YAW_CANDIDATES.to(rot.device)
         dirs = torch.stack([yaws.cos(), yaws.sin(), torch.zeros_like(yaws)], dim=-1)  # (Y, 3)
-        # Support width of the box along each direction: sum_i |d . axis_i| * half_i.
+        # Support half-width of the box along each direction: sum_i |d . axis_i| * half_i.
         width = (torch.einsum("yc,nci->nyi", dirs, rot).abs() * self.object_half[:, None]).sum(-1)
-        return dirs[width.argmin(dim=1)]
+        half_width, best = width.min(dim=1)
+        return dirs[best], half_width
 
     def __call__(self, obs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         env = self.env
         step = env.episode_step
         rot, centre = self._object_frame()
         top = centre[:, 2] + (rot[:, 2].abs() * self.object_half).sum(-1)
-        fingers = self._finger_direction(rot)
-        grasp = centre - OBJECT_AHEAD_OF_PALM * fingers
-        grasp[:, 2] = top + GRASP_CLEARANCE
+        fingers, half_width = self._finger_direction(rot)
+        # The fingertips swing down onto the far side at a comfortable reach; the thumb, swept back
+        # while open, swings forward onto the near side wherever it is.
+        ahead = torch.maximum(FAR_SIDE_AHEAD - half_width, THUMB_CLEARANCE + half_width)
+        grasp = centre - ahead[:, None] * fingers
+        grasp[:, 2] = top.clamp_min(self.table_top + MIN_PALM_HEIGHT)  # palm face on the object's top
         above = grasp + torch.tensor([0.0, 0.0, APPROACH_CLEARANCE], device=env.device)
         palm = env.hand_points()[:, 0]
         self.grasp_offset = torch.where((step < LIFT_AT)[:, None], palm - centre, self.grasp_offset)
@@ -74,15 +87,18 @@ class ScriptedGraspPolicy:
 
         down = torch.tensor([0.0, 0.0, -1.0], device=env.device).expand_as(fingers)
         wanted = torch.stack([fingers, torch.cross(down, fingers, dim=-1), down], dim=-1)
-        arm = self._arm_actions(palm, target, wanted)
+        reach = torch.where(step < LIFT_AT, MAX_PALM_ERROR, MAX_LIFT_ERROR)
+        arm = self._arm_actions(palm, target, wanted, reach)
         hand_goal = torch.where((step < CLOSE_AT)[:, None], self.open_hand, self.closed_hand)
         hand = (hand_goal - env.targets[:, NUM_ARM_JOINTS:]) / env.action_scale[NUM_ARM_JOINTS:]
         return torch.cat([arm, hand], dim=-1).clamp(-1.0, 1.0)
 
-    def _arm_actions(self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    def _arm_actions(
+        self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor, reach: torch.Tensor
+    ) -> torch.Tensor:
         env = self.env
         error_pos = target - palm
-        error_pos = error_pos * (MAX_PALM_ERROR / error_pos.norm(dim=-1, keepdim=True).clamp_min(MAX_PALM_ERROR))
+        error_pos = error_pos * (reach / torch.maximum(error_pos.norm(dim=-1), reach))[:, None]
         current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
         error_rot = 0.5 * torch.cross(current, wanted, dim=1).sum(-1)
         error = torch.cat([error_pos, error_rot.clamp(-0.5, 0.5)], dim=-1)
