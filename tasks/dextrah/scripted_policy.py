@@ -2,8 +2,8 @@
 
 It reads the exact object pose (it is a baseline and a test instrument, not a learner) and
 drives the arm with damped least-squares inverse kinematics on the palm's Jacobian. The hand
-pinches the object between the thumb and the fingers along the object's narrowest horizontal
-direction. Its output is the env's own action: relative joint targets in [-1, 1].
+pinches the object between the thumb and the fingers, across the object's narrowest horizontal
+direction among those the wrist can reach. Its output is the env's own action: relative joint targets in [-1, 1].
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class ScriptedGraspPolicy:
         half_width, best = width.min(dim=1)
         return dirs[best], half_width
 
-    def __call__(self, obs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def __call__(self) -> torch.Tensor:
+        """(N, 23) actions for the current state of every world."""
         env = self.env
         step = env.episode_step
         rot, centre = self._object_frame()
@@ -113,7 +114,6 @@ class ScriptedGraspPolicy:
         # approach its target like a first-order system (speed about kp / kv times the error).
         q_wanted = q + dq
         return (q_wanted - env.targets[:, :NUM_ARM_JOINTS]) / env.action_scale[:NUM_ARM_JOINTS]
-
 
 
 def _damped_least_squares(jac: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
