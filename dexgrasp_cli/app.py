@@ -23,7 +23,7 @@ from rich.console import Console
 from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
 from dexgrasp_cli.config import TASK_YAML, ConfigError, load_task_settings
 from dexgrasp_cli.errors import UsageError
-from tasks.dextrah.settings import TaskSettings
+from tasks.dextrah.settings import TaskSettings, parse_resolution
 
 try:  # typer >= 0.2x vendors click
     from typer._click.exceptions import ClickException
@@ -102,6 +102,37 @@ def load_settings(overrides: list[str] | None) -> TaskSettings:
         return load_task_settings(overrides or (), TASK_YAML)
 
 
+def with_resolution(settings: TaskSettings, res: str | None) -> TaskSettings:
+    """The settings with ``--res WxH`` (when given) as every camera's resolution."""
+    if res is None:
+        return settings
+    with bad_input():
+        width, height = parse_resolution(res, "--res")
+    return settings.with_camera_resolution(f"{width}x{height}")
+
+
+def check_images_fit(settings: TaskSettings, kinds: tuple[str, ...], num_envs: int, device: str) -> None:
+    """Refuse images that would not fit in memory before anything is allocated."""
+    import torch
+
+    from tasks.dextrah.images import check_image_memory
+
+    with bad_input():
+        check_image_memory(settings.cameras, kinds, num_envs, torch.device(device))
+
+
+def check_folder(option: str, path: Path | None) -> None:
+    """Create an output folder now, so a bad path fails before any work."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file; accepted: a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot create it ({err.strerror})") from None
+
+
 def check_adr_level(level: int, settings: TaskSettings) -> None:
     n = settings.adr.num_levels
     if not 0 <= level <= n:
@@ -177,6 +208,7 @@ SetOption = Annotated[
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the worlds' random numbers.")]
 JsonOption = Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Also write the results to this JSON file (atomically).")]
+ResOption = Annotated[Optional[str], typer.Option("--res", metavar="WxH", help="Camera resolution, e.g. 160x120 (default: task.cameras.resolution).")]
 
 
 # ---------------------------------------------------------------------------- commands
@@ -190,6 +222,12 @@ def eval_command(
     seed: SeedOption = 0,
     adr_level: Annotated[int, typer.Option(help="ADR level, 0 .. task.adr.num_levels (50).")] = 0,
     json_path: JsonOption = None,
+    res: ResOption = None,
+    save_frames: Annotated[
+        Optional[Path],
+        typer.Option(metavar="DIR", help="Render the cameras and write PNGs of the first 4 worlds here: depth, left, right, overview."),
+    ] = None,
+    frame_interval: Annotated[int, typer.Option(help="Policy steps between saved frames (with --save-frames).")] = 100,
     overrides: SetOption = None,
 ) -> None:
     """Evaluate a policy: success rate, lift height, time to success, returns per reward term."""
@@ -200,17 +238,26 @@ def eval_command(
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--episodes", episodes)
     device = resolve_device(device)
-    settings = load_settings(overrides)
+    check_at_least_one("--frame-interval", frame_interval)
+    settings = with_resolution(load_settings(overrides), res)
     check_adr_level(adr_level, settings)
+    if save_frames is not None or res is not None:  # the images --save-frames renders
+        check_images_fit(settings, ("depth", "rgb"), num_envs, device)
     objects = user_objects(settings)
     check_output(json_path)
+    check_folder("--save-frames", save_frames)
 
     from dexgrasp_cli.evaluate import eval_table, run_scripted_eval
 
     _quiet_warp()
-    result = run_scripted_eval(settings, num_envs, episodes, device, seed, adr_level, objects=objects)
+    result = run_scripted_eval(
+        settings, num_envs, episodes, device, seed, adr_level, objects=objects,
+        frames_dir=save_frames, frame_interval=frame_interval,
+    )  # fmt: skip
     result["overrides"] = list(overrides or [])
     Console().print(eval_table(result))
+    if save_frames is not None:
+        Console().print(f"wrote {result['frames_saved']} frame sets to {save_frames}")
     if json_path is not None:
         write_json(json_path, result)
         Console().print(f"wrote {json_path}")
@@ -223,28 +270,45 @@ def bench_command(
         Optional[list[int]],
         typer.Option(help="World count to time (repeatable). Default: 16 and 64 on cpu; 1024, 4096 and 8192 on cuda."),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Timed steps per world count, after 5 warm-up steps.")] = 100,
+    images: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Images rendered each step: none, depth or depth+rgb (repeatable). Default: all three."),
+    ] = None,
+    res: Annotated[
+        Optional[list[str]],
+        typer.Option("--res", metavar="WxH", help="Camera resolution for the rows that render (repeatable). Default: 160x120 and 320x240."),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Timed steps (and renders) per row, after 5 warm-up steps.")] = 30,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
     json_path: JsonOption = None,
     overrides: SetOption = None,
 ) -> None:
-    """Env throughput (env-steps/s) stepping random actions; only GPU figures are meaningful."""
-    from dexgrasp_cli.bench.throughput import default_world_counts
+    """Env throughput (env-steps/s) and camera figures, stepping random actions; only GPU figures are absolute."""
+    from dexgrasp_cli.bench.throughput import DEFAULT_RESOLUTIONS, IMAGE_MODES, bench_cases, default_world_counts
 
     device = resolve_device(device)
     counts = list(num_envs) if num_envs else list(default_world_counts(device))
     for count in counts:
         check_at_least_one("--num-envs", count)
     check_at_least_one("--steps", steps)
+    modes = list(images) if images else list(IMAGE_MODES)
+    for mode in modes:
+        if mode not in IMAGE_MODES:
+            raise UsageError(f"unknown --images {mode!r}; accepted: {', '.join(IMAGE_MODES)}")
     settings = load_settings(overrides)
+    resolutions = [with_resolution(settings, r).cameras.resolution for r in (res or DEFAULT_RESOLUTIONS)]
+    cases = bench_cases(counts, modes, resolutions)
+    for case in cases:
+        if case.resolution:
+            check_images_fit(settings.with_camera_resolution(case.resolution), IMAGE_MODES[case.images], case.worlds, device)
     objects = user_objects(settings)
     check_output(json_path)
 
     from dexgrasp_cli.bench.throughput import run_throughput, throughput_table
 
     _quiet_warp()
-    result = run_throughput(settings, counts, steps, device, seed, objects=objects)
+    result = run_throughput(settings, cases, steps, device, seed, objects=objects)
     result["overrides"] = list(overrides or [])
     console = Console()
     console.print(throughput_table(result))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assets.objects import ObjectShape
+from dexgrasp_cli.frames import frame_worlds, save_frames
 from tasks.dextrah.rewards import REWARD_TERMS
 from tasks.dextrah.settings import TaskSettings
 
@@ -40,17 +42,30 @@ def run_scripted_eval(
     adr_level: int,
     objects: list[ObjectShape] | None = None,
     console: Console | None = None,
+    frames_dir: Path | None = None,
+    frame_interval: int = 100,
 ) -> dict:
-    """Evaluate the scripted grasp; see the module docstring. ``objects`` overrides the settings'."""
+    """Evaluate the scripted grasp; see the module docstring. ``objects`` overrides the settings'.
+
+    With ``frames_dir``, the cameras render and the first worlds' images are written there as PNGs
+    at reset and every ``frame_interval`` policy steps.
+    """
     # Heavy imports here, so the CLI validates its input before paying for them.
     from tasks.dextrah.env import DextrahEnv
     from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
-    env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects)
+    images = ("depth", "rgb") if frames_dir is not None else ()
+    env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects, images=images)
     env.adr.set_level(adr_level)
-    env.reset()  # start every episode under the requested ADR level
+    obs = env.reset()  # start every episode under the requested ADR level
     policy = ScriptedGraspPolicy(env)
-    result = _rollout(env, policy, episodes, console or Console(stderr=True))
+    frames = None
+    if frames_dir is not None:
+        frames = _FrameWriter(frames_dir, frame_interval, env)
+        frames(0, obs)
+    result = _rollout(env, policy, episodes, console or Console(stderr=True), frames)
+    if frames is not None:
+        result.update(frames_dir=str(frames_dir), frames_saved=frames.saved)
     result.update(
         policy="scripted",
         episodes=int(result["episodes"]),
@@ -67,6 +82,24 @@ def run_scripted_eval(
     return result
 
 
+class _FrameWriter:
+    """Saves the first worlds' camera images every ``interval`` policy steps."""
+
+    def __init__(self, folder: Path, interval: int, env):
+        self.folder, self.interval, self.env = folder, interval, env
+        self.worlds = frame_worlds(env.num_envs)
+        self.saved = 0
+
+    def __call__(self, step: int, obs: dict[str, torch.Tensor]) -> None:
+        if step % self.interval:
+            return
+        rows = self.worlds
+        world_ids = [int(self.env.world_ids[i]) for i in rows]
+        depth_range = self.env.settings.cameras.depth_range
+        save_frames(self.folder, step, world_ids, obs["depth"][rows], obs["rgb"][rows], depth_range)
+        self.saved += 1
+
+
 class _EvalProgress(Progress):
     """A progress bar with a second line: the mean reward per term per env-step so far."""
 
@@ -78,7 +111,7 @@ class _EvalProgress(Progress):
             yield Text(self.terms, style="dim")
 
 
-def _rollout(env, policy, episodes: int, console: Console) -> dict:
+def _rollout(env, policy, episodes: int, console: Console, frames: _FrameWriter | None) -> dict:
     n, dev = env.num_envs, env.device
     finished: dict[str, list[torch.Tensor]] = {key: [] for key in EPISODE_KEYS + ("return_total",)}
     done_count = 0
@@ -107,6 +140,8 @@ def _rollout(env, policy, episodes: int, console: Console) -> dict:
             t0 = time.perf_counter()
             result = env.step(policy())
             steps += 1
+            if frames is not None:
+                frames(steps, result.obs)
             if steps == 1:
                 first_step_s = time.perf_counter() - t0
                 start = time.perf_counter()

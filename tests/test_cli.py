@@ -52,6 +52,17 @@ BAD_INPUT = [
     (["bench", "--steps", "0"], "--steps"),
     (["bench", "--device", "tpu"], "tpu"),
     (["bench", "--set", "task.nope=1"], "task.nope"),
+    (["bench", "--images", "rgb"], "--images"),
+    (["eval", "--res", "160x"], "--res"),
+    (["eval", "--res", "0x120"], "--res"),
+    (["bench", "--res", "x120"], "--res"),
+    (["eval", "--res", "100000x100000"], "GiB"),
+    (["eval", "--save-frames", "frames", "--num-envs", "100000000", "--res", "160x120"], "GiB"),
+    (["eval", "--set", "task.cameras.depth_range=[-0.5,1.3]"], "task.cameras.depth_range"),
+    (["eval", "--set", "task.cameras.depth_range=[1.3,0.5]"], "task.cameras.depth_range"),
+    (["eval", "--set", "task.cameras.depth_dtype=int8"], "task.cameras.depth_dtype"),
+    (["eval", "--set", "task.cameras.noise.dropout_prob=2"], "task.cameras.noise.dropout_prob"),
+    (["eval", "--frame-interval", "0"], "--frame-interval"),
 ]
 
 
@@ -138,8 +149,10 @@ def _finite_numbers(value) -> bool:
 def test_eval_end_to_end(tmp_path):
     """The real console entry in a subprocess: 2 worlds, 2 short episodes, JSON written."""
     out_json = tmp_path / "out" / "out.json"
+    frames = tmp_path / "frames"
     args = ["eval", "--policy", "scripted", "--num-envs", "2", "--episodes", "2",
-            "--set", "task.episode_length=20", "--json", str(out_json)]  # fmt: skip
+            "--set", "task.episode_length=20", "--json", str(out_json),
+            "--save-frames", str(frames), "--res", "32x24", "--frame-interval", "10"]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="120")
     proc = subprocess.run(
         [sys.executable, "-m", "dexgrasp_cli", *args],
@@ -169,3 +182,10 @@ def test_eval_end_to_end(tmp_path):
     per_term = sum(result[f"return_{name}"] for name in REWARD_TERMS)
     assert result["return_total"] == pytest.approx(per_term, abs=1e-4)
     assert not list(out_json.parent.glob("*.tmp"))
+    # Frames at reset and every 10 steps: depth, left and right per world, plus an overview.
+    assert result["frames_saved"] >= 3
+    for step in (0, 10, 20):
+        names = {p.name for p in frames.glob(f"step{step:05d}_*.png")}
+        assert names == {f"step{step:05d}_overview.png"} | {
+            f"step{step:05d}_world{w:04d}_{kind}.png" for w in range(2) for kind in ("depth", "left", "right")
+        }

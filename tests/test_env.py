@@ -24,7 +24,7 @@ def _rollout(env: DextrahEnv, actions: torch.Tensor) -> torch.Tensor:
 def test_observation_and_reward_shapes(settings):
     env = DextrahEnv(settings, num_envs=4)
     k = env.num_objects
-    assert env.observation_sizes() == {"proprio": 102, "state": 10 + k, "critic": 141 + k, "object_pos": 3}
+    assert env.observation_shapes() == {"proprio": (102,), "state": (10 + k,), "critic": (141 + k,), "object_pos": (3,)}
     result = env.step(torch.zeros(4, 23))
     assert result.reward.shape == (4,)
     assert set(result.info["reward_terms"]) == {"reach", "goal", "lift", "curl"}

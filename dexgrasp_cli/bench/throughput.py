@@ -1,14 +1,16 @@
-"""Env throughput: env-steps/s of DextrahEnv stepping random actions, for several world counts.
+"""Env throughput: env-steps/s of DextrahEnv stepping random actions, with and without cameras.
 
-Each world count builds its own env, steps ``warmup`` times (the very first step of the process
-compiles warp kernels; it is timed and reported separately), then times ``steps`` steps. The
-ratio column is each count's throughput over the first count's, measured in the same run. Only
-figures from a GPU say anything absolute about the method; CPU figures are machine-dependent.
+Each configuration (world count, rendered images, resolution) builds its own env, steps
+``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it is timed and
+reported separately), then times ``steps`` full steps (physics, rendering, observations) and
+``steps`` renders alone. The ratio column is each row's env-steps/s over the first row's, measured
+in the same run. Only figures from a GPU say anything absolute; CPU figures are machine-dependent.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 from rich.console import Console
@@ -19,12 +21,31 @@ from tasks.dextrah.settings import TaskSettings
 
 CPU_WORLDS = (16, 64)
 GPU_WORLDS = (1024, 4096, 8192)
+IMAGE_MODES = {"none": (), "depth": ("depth",), "depth+rgb": ("depth", "rgb")}
+DEFAULT_RESOLUTIONS = ("160x120", "320x240")
 WARMUP_STEPS = 5
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    worlds: int
+    images: str  # a key of IMAGE_MODES
+    resolution: str | None  # None when nothing is rendered
 
 
 def default_world_counts(device: str) -> tuple[int, ...]:
     return GPU_WORLDS if device.startswith("cuda") else CPU_WORLDS
+
+
+def bench_cases(world_counts: list[int], modes: list[str], resolutions: list[str]) -> list[BenchCase]:
+    """Every world count with every mode; modes that render run at every resolution."""
+    return [
+        BenchCase(worlds, mode, res if IMAGE_MODES[mode] else None)
+        for worlds in world_counts
+        for mode in modes
+        for res in (resolutions if IMAGE_MODES[mode] else [None])
+    ]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -35,55 +56,70 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed(device: torch.device, fn, repeats: int) -> float:
+    _synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _synchronize(device)
+    return time.perf_counter() - t0
+
+
 def run_throughput(
     settings: TaskSettings,
-    world_counts: list[int],
+    cases: list[BenchCase],
     steps: int,
     device: str,
     seed: int,
     objects: list[ObjectShape] | None = None,
     console: Console | None = None,
 ) -> dict:
-    """Time ``steps`` random-action steps per world count after ``WARMUP_STEPS`` warm-up steps."""
+    """Time every case; see the module docstring."""
     from tasks.dextrah.env import NUM_JOINTS, DextrahEnv
 
     console = console or Console(stderr=True)
     rows = []
     first_step_s = None
-    for worlds in world_counts:
-        console.print(f"[bold]bench[/] {worlds} worlds on {device}: building the scene ...")
+    for case in cases:
+        label = f"{case.worlds} worlds, images {case.images}" + (f" at {case.resolution}" if case.resolution else "")
+        console.print(f"[bold]bench[/] {label} on {device}: building the scene ...")
+        case_settings = settings.with_camera_resolution(case.resolution) if case.resolution else settings
         t0 = time.perf_counter()
-        env = DextrahEnv(settings, worlds, device=device, seed=seed, objects=objects)
+        env = DextrahEnv(
+            case_settings, case.worlds, device=device, seed=seed, objects=objects, images=IMAGE_MODES[case.images]
+        )
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device=env.device).manual_seed(seed)
-
-        def actions() -> torch.Tensor:
-            return torch.rand(worlds, NUM_JOINTS, generator=gen, device=env.device) * 2.0 - 1.0
-
-        for i in range(WARMUP_STEPS):
+        batch = [torch.rand(case.worlds, NUM_JOINTS, generator=gen, device=env.device) * 2 - 1 for _ in range(steps)]
+        for _ in range(WARMUP_STEPS):
             t0 = time.perf_counter()
-            env.step(actions())
+            env.step(batch[0])
             _synchronize(env.device)
             if first_step_s is None:
                 first_step_s = time.perf_counter() - t0
                 console.print(f"  first step (kernel compile or cache load): {first_step_s:.2f} s")
         console.print(f"  timing {steps} steps ...")
-        batch = [actions() for _ in range(steps)]  # drawn outside the timed loop
-        _synchronize(env.device)
-        t0 = time.perf_counter()
-        for act in batch:
-            env.step(act)
-        _synchronize(env.device)
-        elapsed = time.perf_counter() - t0
-        rows.append({
-            "worlds": worlds,
+        actions = iter(batch)
+        elapsed = _timed(env.device, lambda: env.step(next(actions)), steps)
+        row = {
+            "worlds": case.worlds,
+            "images": case.images,
+            "resolution": case.resolution,
             "steps": steps,
             "seconds": elapsed,
-            "env_steps_per_s": worlds * steps / elapsed,
+            "env_steps_per_s": case.worlds * steps / elapsed,
             "ms_per_step": 1e3 * elapsed / steps,
             "build_s": build_s,
             "overflow_resets": env.overflow_resets,
-        })  # fmt: skip
+        }
+        if env.images is not None:
+            render_s = _timed(env.device, env.render, steps)
+            row.update(
+                render_ms=1e3 * render_s / steps,
+                frames_per_s=case.worlds * steps / render_s,
+                render_bytes_per_world=env.images.memory_bytes() / case.worlds,
+            )
+        rows.append(row)
         del env, batch
     base = rows[0]["env_steps_per_s"]
     for row in rows:
@@ -101,20 +137,26 @@ def run_throughput(
 
 
 def throughput_table(result: dict) -> Table:
-    first = result["results"][0]["worlds"]
     table = Table(title=f"dexgrasp bench: env throughput on {result['device']} (random actions)")
-    table.add_column("worlds", justify="right")
-    table.add_column("env-steps/s", justify="right")
-    table.add_column("ms/step", justify="right")
-    table.add_column(f"x vs {first} worlds", justify="right")
-    table.add_column("overflow resets", justify="right")
+    for name in ("worlds", "images", "res", "env-steps/s", "ms/step", "x vs first row",
+                 "render ms", "frames/s", "render MiB/world", "overflow resets"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("images", "res") else "right")
     for row in result["results"]:
+        renders = "render_ms" in row
         table.add_row(
             str(row["worlds"]),
+            row["images"],
+            row["resolution"] or "-",
             f"{row['env_steps_per_s']:,.1f}",
             f"{row['ms_per_step']:,.2f}",
             f"{row['ratio_vs_first']:.2f}",
+            f"{row['render_ms']:,.2f}" if renders else "-",
+            f"{row['frames_per_s']:,.1f}" if renders else "-",
+            f"{row['render_bytes_per_world'] / 2**20:,.3f}" if renders else "-",
             str(row["overflow_resets"]),
         )
-    table.caption = f"first step of the first env (kernel compile or cache load): {result['first_step_s']:.2f} s"
+    table.caption = (
+        f"first step of the first env (kernel compile or cache load): {result['first_step_s']:.2f} s; "
+        "frames/s counts worlds rendered per second (one depth image, or depth plus a stereo pair)"
+    )
     return table

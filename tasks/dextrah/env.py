@@ -16,10 +16,14 @@ import torch
 from assets.objects import ObjectShape, mesh_folder_objects, procedural_objects
 from tasks.dextrah import rng
 from tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
+from tasks.dextrah.cameras import camera_specs
+from tasks.dextrah.images import ImageObservations, check_image_kinds
 from tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
 from tasks.dextrah.rewards import REWARD_TERMS, reward_terms
 from tasks.dextrah.rotations import axis_angle_to_quat
 from tasks.dextrah.settings import TaskSettings
+from tasks.dextrah.visual_randomization import NUM_DRAWS as NUM_VISUAL_DRAWS
+from tasks.dextrah.visual_randomization import VisualRandomizer
 from tasks.sim.mjwarp_backend import MjwSim
 from tasks.sim.scene import build_scene
 
@@ -66,18 +70,22 @@ class DextrahEnv:
         seed: int = 0,
         env_offset: int = 0,
         objects: list[ObjectShape] | None = None,
+        images: tuple[str, ...] = (),
     ):
+        check_image_kinds(images)
         self.settings = settings
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.seed = seed
         self.world_ids = torch.arange(env_offset, env_offset + num_envs, device=self.device)
         shapes = objects if objects is not None else load_objects(settings)
-        mjm, self.catalog = build_scene(shapes)
+        mjm, self.catalog = build_scene(shapes, camera_specs(settings.cameras))
         self.num_objects = len(self.catalog)
         self.object_ids = self.world_ids % self.num_objects
         self.sim = MjwSim(mjm, self.catalog, self.object_ids.cpu().numpy(), device, settings.sim)
         self.adr = ADR(settings.adr)
+        self.images = ImageObservations(self.sim, settings.cameras, images) if images else None
+        self.visuals = VisualRandomizer(self.sim, settings.cameras.stereo_baseline) if images else None
 
         dev, f32 = self.device, torch.float32
         joint_range = torch.tensor(mjm.jnt_range[:NUM_JOINTS], dtype=f32, device=dev)
@@ -122,8 +130,9 @@ class DextrahEnv:
         self.overflow_resets = 0
         self.reset()
 
-    def observation_sizes(self) -> dict[str, int]:
-        return {name: value.shape[1] for name, value in self.observations().items()}
+    def observation_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-world shape of each observation."""
+        return {name: tuple(value.shape[1:]) for name, value in self.observations().items()}
 
     # ------------------------------------------------------------------ random numbers
     def _counter(self) -> torch.Tensor:
@@ -150,6 +159,8 @@ class DextrahEnv:
         self.episode_step.masked_fill_(mask, 0)
         self.sim.reset_worlds(mask)
         self.randomizer.apply(mask, self.adr, self._uniform(rng.Stream.PHYSICS_PARAMS, len(PHYSICS_PARAMS)))
+        if self.visuals is not None:
+            self.visuals.apply(mask, self.adr, self._uniform(rng.Stream.VISUAL, NUM_VISUAL_DRAWS))
 
         u = self._uniform(rng.Stream.RESET_JOINT_NOISE, 2 * NUM_JOINTS)
         q = self.home + step_noise(self._magnitude("reset_joint_pos_noise"), u[:, :NUM_JOINTS])
@@ -289,7 +300,8 @@ class DextrahEnv:
 
     # ------------------------------------------------------------------ observations
     def observations(self) -> dict[str, torch.Tensor]:
-        """Policy, privileged and critic observations, each (N, size) float32."""
+        """Policy, privileged and critic observations, each (N, size) float32, and the images
+        asked for at construction (see tasks/dextrah/images.py), rendered from the current state."""
         u = self._uniform(rng.Stream.OBS_NOISE_STEP, 2 * NUM_JOINTS + 7)
         u_q, u_qd, u_pos, u_rot = u.split([NUM_JOINTS, NUM_JOINTS, 3, 4], dim=1)
         w, b = self.noise_width, self.noise_bias
@@ -313,4 +325,11 @@ class DextrahEnv:
             q, qd, points.flatten(1), point_vel.flatten(1), self.sim.actuator_force,
             pose, twist, goal, self.object_onehot, self.object_half_extents, self.last_action,
         ], dim=-1)  # fmt: skip
-        return {"proprio": proprio, "state": state, "critic": critic, "object_pos": pose[:, :3].clone()}
+        obs = {"proprio": proprio, "state": state, "critic": critic, "object_pos": pose[:, :3].clone()}
+        return obs | self.render()
+
+    def render(self) -> dict[str, torch.Tensor]:
+        """The images asked for at construction, of the current state (none when none were)."""
+        if self.images is None:
+            return {}
+        return self.images.update(self.seed, self.world_ids, self._counter())

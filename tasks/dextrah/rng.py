@@ -29,6 +29,8 @@ class Stream(IntEnum):
     OBS_NOISE_STEP = 5
     DISTURBANCE = 6
     SCRIPTED = 7
+    VISUAL = 8
+    DEPTH_NOISE = 9
 
 
 def _i64(x: int) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 from tasks.dextrah.adr import ADRSettings
+from tasks.dextrah.depth_noise import DepthNoiseSettings
 from tasks.sim.mjwarp_backend import SimSettings
 
 
@@ -36,6 +39,61 @@ class ObjectSettings:
     """A folder of the user's own .obj/.stl meshes to use instead of the procedural set."""
     mesh_scale: float
     """Scale applied to the user's meshes (0.001 for millimetre files)."""
+
+
+_RESOLUTION = re.compile(r"(\d+)x(\d+)")
+DEPTH_DTYPES = ("float16", "float32")
+
+
+def parse_resolution(text: str, name: str = "resolution") -> tuple[int, int]:
+    """``"160x120"`` to (width, height); anything else is a one-line ValueError."""
+    match = _RESOLUTION.fullmatch(text.strip())
+    if match is None or min(int(match[1]), int(match[2])) < 1:
+        raise ValueError(f"{name} must be WIDTHxHEIGHT with positive integers, e.g. 160x120; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """The depth camera and the stereo RGB pair beside it (TASK_FACTS section 6)."""
+
+    resolution: str
+    """Image size of every camera, WIDTHxHEIGHT (160x120 and 320x240 are the paper's)."""
+    depth_range: tuple[float, float]
+    """Depth is kept within [near, far] metres; pixels outside read 0."""
+    depth_dtype: str
+    """Depth observation dtype: float16 (half the memory) or float32."""
+    position: tuple[float, float, float]
+    """Depth (and left) camera position in the robot base frame (m)."""
+    direction: tuple[float, float, float]
+    """Optical axis in the robot base frame (any length)."""
+    roll_deg: float
+    """Roll about the optical axis; positive turns the image x axis toward world up."""
+    horizontal_fov_deg: float
+    """Field of view across the image width; the vertical one follows from the aspect ratio."""
+    stereo_baseline: float
+    """Right camera offset from the left along the image x axis (m); optical axes are parallel."""
+    noise: DepthNoiseSettings
+
+    def __post_init__(self) -> None:
+        parse_resolution(self.resolution, "task.cameras.resolution")
+        near, far = self.depth_range
+        if not 0.0 < near < far:
+            raise ValueError(f"task.cameras.depth_range must satisfy 0 < near < far, got [{near}, {far}]")
+        if self.depth_dtype not in DEPTH_DTYPES:
+            raise ValueError(f"task.cameras.depth_dtype must be one of {', '.join(DEPTH_DTYPES)}, got {self.depth_dtype!r}")
+        if not 0.0 < self.horizontal_fov_deg < 180.0:
+            raise ValueError(f"task.cameras.horizontal_fov_deg must be in (0, 180), got {self.horizontal_fov_deg}")
+        if not any(self.direction):
+            raise ValueError("task.cameras.direction must not be the zero vector")
+
+    @property
+    def width(self) -> int:
+        return parse_resolution(self.resolution)[0]
+
+    @property
+    def height(self) -> int:
+        return parse_resolution(self.resolution)[1]
 
 
 @dataclass(frozen=True)
@@ -86,9 +144,14 @@ class TaskSettings:
     """The disturbance acts only while the palm is this close to the object (m)."""
     rewards: RewardSettings
     objects: ObjectSettings
+    cameras: CameraSettings
     sim: SimSettings
     adr: ADRSettings
 
     @property
     def policy_dt(self) -> float:
         return self.physics_dt * self.decimation
+
+    def with_camera_resolution(self, resolution: str) -> TaskSettings:
+        """A copy whose cameras render at ``resolution`` (WIDTHxHEIGHT)."""
+        return dataclasses.replace(self, cameras=dataclasses.replace(self.cameras, resolution=resolution))

@@ -19,7 +19,7 @@ import warp as wp
 from tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
 
 # Model fields given one row per world: the object's mesh-derived fields, every field that
-# domain randomization writes, and the constants set_const derives from masses. A derived field
+# (physics or visual) domain randomization writes, and the constants set_const derives from masses. A derived field
 # left shared would be written by every world into one row, so a world would use another
 # world's contact regularisation (observed: NaN with a heavy object beside a light one).
 _PER_WORLD_FIELDS = (
@@ -27,6 +27,7 @@ _PER_WORLD_FIELDS = (
     "geom_friction", "body_mass", "body_inertia", "body_ipos", "body_iquat",
     "actuator_gainprm", "actuator_biasprm", "dof_frictionloss",
     "body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0",
+    "geom_rgba", "cam_pos", "cam_quat", "light_dir", "light_diffuse",
 )  # fmt: skip
 
 # Overflows after which a world's contacts or constraints are incomplete, so its state is wrong.
@@ -52,7 +53,7 @@ class SimSettings:
     """Newton solver iterations per physics step."""
 
 
-def _warp_device(device: str) -> str:
+def warp_device(device: str) -> str:
     return "cpu" if device == "cpu" else str(torch.device(device))
 
 
@@ -72,7 +73,7 @@ class MjwSim:
         self.mjm = mjm
         mjm.opt.iterations = settings.solver_iterations
         wp.init()
-        with wp.ScopedDevice(_warp_device(device)):
+        with wp.ScopedDevice(warp_device(device)):
             self.m = mjw.put_model(mjm)
             self.m.opt.warn_overflow = 0  # overflowing worlds are counted and reset instead
             for name in _PER_WORLD_FIELDS:
@@ -124,7 +125,7 @@ class MjwSim:
         self.set_const()
 
     @contextlib.contextmanager
-    def _on_torch_stream(self):
+    def on_torch_stream(self):
         """Run warp work on torch's current stream so the two never race on CUDA."""
         if self.device.type == "cuda":
             with wp.ScopedStream(wp.stream_from_torch(self.device)):
@@ -133,7 +134,7 @@ class MjwSim:
             yield
 
     def step(self, substeps: int) -> None:
-        with self._on_torch_stream():
+        with self.on_torch_stream():
             for _ in range(substeps):
                 mjw.step(self.m, self.d)
         # mjw.step leaves poses at the start of its last substep; refresh them to the new state.
@@ -141,7 +142,7 @@ class MjwSim:
 
     def forward_kinematics(self) -> None:
         """Poses, centres of mass and motion axes (what Jacobians need) of the current state."""
-        with self._on_torch_stream():
+        with self.on_torch_stream():
             mjw.kinematics(self.m, self.d)
             mjw.com_pos(self.m, self.d)
 
@@ -150,19 +151,19 @@ class MjwSim:
         jac, bodies = self._jacobian, self._jacobian_body
         jac.zero_()  # the kernel only writes the entries of the body's ancestor dofs
         bodies.fill_(body)
-        with self._on_torch_stream():
+        with self.on_torch_stream():
             mjw.jac(self.m, self.d, wp.from_torch(jac[:, :3]), wp.from_torch(jac[:, 3:]),
                     wp.from_torch(points.contiguous(), dtype=wp.vec3), wp.from_torch(bodies))  # fmt: skip
         return jac.clone()
 
     def set_const(self) -> None:
         """Propagate changed masses and inertias to MuJoCo's derived constants."""
-        with self._on_torch_stream():
+        with self.on_torch_stream():
             mjw.set_const(self.m, self.d)
 
     def reset_worlds(self, mask: torch.Tensor) -> None:
         """Return the masked worlds to the model's initial state and clear their overflow flags."""
-        with self._on_torch_stream():
+        with self.on_torch_stream():
             mjw.reset_data(self.m, self.d, reset=wp.from_torch(mask.to(torch.bool)))
         self.overflow[mask] = 0
 

@@ -22,6 +22,16 @@ OBJECT_DENSITY = 500.0  # kg/m^3, TASK_FACTS section 9
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """A camera fixed in the world frame; MuJoCo cameras look along their -z axis, y up."""
+
+    name: str
+    pos: tuple[float, float, float]
+    quat: tuple[float, float, float, float]  # (w, x, y, z)
+    fovy_deg: float
+
+
+@dataclass(frozen=True)
 class ObjectCatalog:
     """MuJoCo-compiled properties of each object, indexed by object id (K objects)."""
 
@@ -52,9 +62,13 @@ def _catalog(shapes: list[ObjectShape]) -> mujoco.MjModel:
     return spec.compile()
 
 
-def build_scene(shapes: list[ObjectShape]) -> tuple[mujoco.MjModel, ObjectCatalog]:
-    """The scene model holding every mesh, and the per-object fields to batch per world."""
+def build_scene(
+    shapes: list[ObjectShape], cameras: tuple[CameraSpec, ...] = ()
+) -> tuple[mujoco.MjModel, ObjectCatalog]:
+    """The scene model holding every mesh and camera, and the per-object fields to batch per world."""
     spec = mujoco.MjSpec.from_file(str(SCENE_XML))
+    for camera in cameras:
+        spec.worldbody.add_camera(name=camera.name, pos=camera.pos, quat=camera.quat, fovy=camera.fovy_deg)
     mesh_names = [add_mesh(spec, shape) for shape in shapes]
     geom = spec.geom(OBJECT_GEOM)
     geom.type = mujoco.mjtGeom.mjGEOM_MESH
