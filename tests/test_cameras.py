@@ -6,6 +6,7 @@ move the object or change the ADR level put the env back as they found it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mujoco
@@ -163,20 +164,19 @@ def test_dtypes_shapes_and_clipping_follow_the_settings(env, settings):
     assert obs["depth"].device == obs["rgb"].device == env.device
     fp16 = obs["depth"].float().clone()
 
-    import dataclasses
-
     narrow = dataclasses.replace(
         settings.with_camera_resolution(RES).cameras, depth_range=(0.6, 0.9), depth_dtype="float32"
     )
     images = ImageObservations(env.sim, narrow, ("depth",))
-    depth = images.update(env.seed, env.world_ids, env._counter())["depth"]
+    depth = images.update(env.seed, env.world_ids, torch.zeros_like(env.world_ids))["depth"]
     assert depth.dtype == torch.float32 and depth.shape == (4, 1, H, W) and "rgb" not in images.outputs
-    raw = images.renderer.depth
-    kept = (raw >= 0.6) & (raw <= 0.9)
-    assert torch.equal(depth[kept], raw[kept]) and (depth[~kept] == 0).all()
-    assert kept.any() and (~kept & (raw > 0)).any()  # both sides of the range occur
-    both = kept & (fp16 > 0)
-    torch.testing.assert_close(fp16[both], depth[both], atol=1e-3, rtol=0)
+    # Same scene, narrower range: kept pixels agree with the wide image, the rest read 0.
+    kept = depth > 0
+    assert ((depth[kept] >= 0.6) & (depth[kept] <= 0.9)).all()
+    torch.testing.assert_close(fp16[kept], depth[kept], atol=1e-3, rtol=0)
+    assert kept[(fp16 > 0.601) & (fp16 < 0.899)].all()
+    assert not kept[(fp16 > 0) & ((fp16 < 0.599) | (fp16 > 0.901))].any()
+    assert kept.any() and ((fp16 > 0) & ~kept).any()  # both sides of the range occur
     # The up-front memory estimate is what the buffers hold.
     assert images.memory_bytes() == image_memory_bytes(narrow, ("depth",), 4)
     assert env.images.memory_bytes() == image_memory_bytes(env.settings.cameras, ("depth", "rgb"), 4)

@@ -31,8 +31,8 @@ def image_memory_bytes(settings: CameraSettings, kinds: tuple[str, ...], num_env
     depth, rgb = "depth" in kinds, "rgb" in kinds
     pixels = settings.width * settings.height
     out = 0
-    if depth:  # a float32 working copy, an out-of-range mask and the output
-        out += pixels * (4 + 1 + torch.finfo(getattr(torch, settings.depth_dtype)).bits // 8)
+    if depth:  # an out-of-range mask and the output
+        out += pixels * (1 + torch.finfo(getattr(torch, settings.depth_dtype)).bits // 8)
     if rgb:
         out += pixels * 2 * 3
     render = image_buffer_bytes(settings.width, settings.height, int(depth), 2 * int(rgb), num_envs)
@@ -69,7 +69,6 @@ class ImageObservations:
         check_image_kinds(kinds)
         check_image_memory(settings, kinds, sim.num_worlds, sim.device)
         self.settings = settings
-        self.kinds = kinds
         n, h, w, dev = sim.num_worlds, settings.height, settings.width, sim.device
         self.renderer = BatchRenderer(
             sim, w, h,
@@ -78,7 +77,6 @@ class ImageObservations:
         )  # fmt: skip
         self.outputs: dict[str, torch.Tensor] = {}
         if "depth" in kinds:
-            self._metres = torch.zeros(n, 1, h, w, device=dev)
             self._out_of_range = torch.zeros(n, 1, h, w, dtype=torch.bool, device=dev)
             self.outputs["depth"] = torch.zeros(n, 1, h, w, dtype=getattr(torch, settings.depth_dtype), device=dev)
             self.noise = DepthNoise(settings.noise, n, h, w, settings.depth_range, dev)
@@ -89,7 +87,7 @@ class ImageObservations:
         """Bytes held for rendering: the render context's image and ray buffers plus ours."""
         ours = [self.outputs.values()]
         if "depth" in self.outputs:
-            ours.append((self._metres, self._out_of_range))
+            ours.append((self._out_of_range,))
         return self.renderer.image_nbytes + sum(t.numel() * t.element_size() for group in ours for t in group)
 
     def update(self, seed: int, world_ids: torch.Tensor, counter: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -105,11 +103,11 @@ class ImageObservations:
 
     def _fill_depth(self, seed: int, world_ids: torch.Tensor, counter: torch.Tensor) -> None:
         near, far = self.settings.depth_range
-        raw, metres, outside = self.renderer.depth, self._metres, self._out_of_range
-        # Outside [near, far] is |d - mid| > half; computed into the fixed buffers, so the range
-        # test and the zeroing allocate nothing.
-        torch.sub(raw, 0.5 * (near + far), out=metres).abs_()
-        torch.gt(metres, 0.5 * (far - near), out=outside)
-        metres.copy_(raw).masked_fill_(outside, 0.0)
+        # The renderer's float32 buffer is rewritten by every render, so it doubles as the working
+        # copy: clipping and noise happen in place there, through one preallocated mask, and
+        # nothing is allocated or held beyond the output.
+        metres, outside = self.renderer.depth, self._out_of_range
+        metres.masked_fill_(torch.lt(metres, near, out=outside), 0.0)
+        metres.masked_fill_(torch.gt(metres, far, out=outside), 0.0)
         self.noise.apply(metres, seed, world_ids, counter)
         self.outputs["depth"].copy_(metres)

@@ -75,7 +75,9 @@ class VisualRandomizer:
         rig_p, rig_r, right_p, right_r, colors, light_r, light_i = u.split(
             [3, 3, 3, 3, 3 * len(COLOR_GROUPS), 3, 1], dim=1
         )
-        mag = lambda name: adr.range(name)[1]  # noqa: E731
+
+        def mag(name: str) -> float:  # the upper end of a symmetric or scale range
+            return adr.range(name)[1]
 
         def put(field: str, index, value: torch.Tensor) -> None:
             view = self.model[field]

@@ -19,9 +19,9 @@ import warp as wp
 from tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
 
 # Model fields given one row per world: the object's mesh-derived fields, every field that
-# (physics or visual) domain randomization writes, and the constants set_const derives from masses. A derived field
-# left shared would be written by every world into one row, so a world would use another
-# world's contact regularisation (observed: NaN with a heavy object beside a light one).
+# physics or visual randomization writes, and the constants set_const derives from masses. A
+# derived field left shared would be written by every world into one row, so a world would use
+# another world's contact regularisation (observed: NaN with a heavy object beside a light one).
 _PER_WORLD_FIELDS = (
     "geom_dataid", "geom_size", "geom_aabb", "geom_rbound", "geom_pos", "geom_quat",
     "geom_friction", "body_mass", "body_inertia", "body_ipos", "body_iquat",
