@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Callable, Iterator, Optional
@@ -21,7 +22,10 @@ import typer
 from rich.console import Console
 
 from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
-from dexgrasp_cli.config import TASK_YAML, ConfigError, load_task_settings
+from dexgrasp_cli.config import (
+    TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
+    split_overrides,
+)  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 from tasks.dextrah.settings import TaskSettings, parse_resolution
 
@@ -133,10 +137,59 @@ def check_folder(option: str, path: Path | None) -> None:
         raise UsageError(f"{option} {path}: cannot create it ({err.strerror})") from None
 
 
-def check_adr_level(level: int, settings: TaskSettings) -> None:
+def resolve_adr_level(text: str, settings: TaskSettings, checkpoint: dict | None) -> int:
+    """``--adr-level``: a level in [0, num_levels], ``final``, or ``checkpoint`` (needs --checkpoint)."""
     n = settings.adr.num_levels
-    if not 0 <= level <= n:
-        raise UsageError(f"--adr-level must be in [0, {n}] (task.adr.num_levels), got {level}")
+    if text == "final":
+        return n
+    if text == "checkpoint":
+        if checkpoint is None:
+            raise UsageError("--adr-level checkpoint needs --checkpoint PATH")
+        return int(checkpoint["dexgrasp"]["adr"]["level"])
+    if not re.fullmatch(r"-?\d+", text) or not 0 <= int(text) <= n:
+        raise UsageError(f"--adr-level must be in [0, {n}] (task.adr.num_levels), final or checkpoint; got {text!r}")
+    return int(text)
+
+
+def split_settings_overrides(overrides: list[str] | None) -> dict[str, list[str]]:
+    with bad_input():
+        return split_overrides(overrides or (), ("task", "train"))
+
+
+def load_train_settings(overrides: list[str]):
+    from dexgrasp_cli.learner.settings import TrainSettings
+
+    with bad_input():
+        return load_section(TrainSettings, "train", TRAIN_YAML, overrides)
+
+
+def read_checkpoint(path: Path) -> dict:
+    from dexgrasp_cli.learner.checkpoint import load_checkpoint
+
+    with bad_input():
+        return load_checkpoint(path)
+
+
+def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None) -> tuple[dict, TaskSettings]:
+    """A checkpoint and the task settings it was trained with, plus ``--set task.*`` overrides."""
+    state = read_checkpoint(path)
+    with bad_input():
+        settings = checked_task_settings(section_from_tree(TaskSettings, "task", {"task": state["dexgrasp"]["config"]["task"]}, overrides or ()))
+    trained = state["dexgrasp"]["resolution"]
+    if res is not None and with_resolution(settings, res).cameras.resolution != trained:
+        raise UsageError(f"--res {res} differs from the checkpoint's {trained}; a teacher runs at the resolution it was trained at")
+    return state, settings
+
+
+def check_resume(path: Path, modality: str, task: TaskSettings) -> None:
+    """The checkpoint must be of the same modality (and, for depth, resolution) as the run."""
+    meta = read_checkpoint(path)["dexgrasp"]
+    if meta["modality"] != modality:
+        raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
+    if modality == "depth" and meta["resolution"] != task.cameras.resolution:
+        raise UsageError(
+            f"--resume {path} was trained at {meta['resolution']}; this run is at {task.cameras.resolution} (use --res {meta['resolution']})"
+        )
 
 
 def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
@@ -215,12 +268,17 @@ ResOption = Annotated[Optional[str], typer.Option("--res", metavar="WxH", help="
 @app.command("eval")
 @cli_errors
 def eval_command(
-    policy: Annotated[str, typer.Option(help="Policy to evaluate; accepted: scripted.")] = "scripted",
+    policy: Annotated[str, typer.Option(help="Policy to evaluate without --checkpoint; accepted: scripted.")] = "scripted",
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(metavar="PATH", help="Evaluate this train-teacher checkpoint (deterministic: mean action).")
+    ] = None,
     num_envs: Annotated[int, typer.Option(help="Simulated worlds stepped in parallel.")] = 16,
     episodes: Annotated[int, typer.Option(help="Finished episodes to measure (the first ones to finish).")] = 16,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
-    adr_level: Annotated[int, typer.Option(help="ADR level, 0 .. task.adr.num_levels (50).")] = 0,
+    adr_level: Annotated[
+        str, typer.Option(help="ADR level: 0 .. task.adr.num_levels, 'final', or 'checkpoint' (the checkpoint's level).")
+    ] = "0",
     json_path: JsonOption = None,
     res: ResOption = None,
     save_frames: Annotated[
@@ -232,35 +290,85 @@ def eval_command(
 ) -> None:
     """Evaluate a policy: success rate, lift height, time to success, returns per reward term."""
     if policy not in POLICIES:
-        raise UsageError(
-            f"unknown --policy {policy!r}; accepted: {', '.join(POLICIES)} (checkpoints come in a later release)"
-        )
+        raise UsageError(f"unknown --policy {policy!r}; accepted: {', '.join(POLICIES)} (or --checkpoint PATH)")
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--episodes", episodes)
     device = resolve_device(device)
     check_at_least_one("--frame-interval", frame_interval)
-    settings = with_resolution(load_settings(overrides), res)
-    check_adr_level(adr_level, settings)
-    if save_frames is not None or res is not None:  # the images --save-frames renders
-        check_images_fit(settings, ("depth", "rgb"), num_envs, device)
+    state = None
+    if checkpoint is not None:
+        state, settings = checkpoint_settings(checkpoint, overrides, res)
+    else:
+        settings = with_resolution(load_settings(overrides), res)
+    level = resolve_adr_level(adr_level, settings, state)
+    images = ("depth", "rgb") if save_frames is not None else ()
+    if state is not None and state["dexgrasp"]["modality"] == "depth":
+        images = images or ("depth",)
+    if images or res is not None:
+        check_images_fit(settings, images or ("depth", "rgb"), num_envs, device)
     objects = user_objects(settings)
     check_output(json_path)
     check_folder("--save-frames", save_frames)
 
-    from dexgrasp_cli.evaluate import eval_table, run_scripted_eval
+    from dexgrasp_cli.evaluate import eval_table, run_eval
 
     _quiet_warp()
-    result = run_scripted_eval(
-        settings, num_envs, episodes, device, seed, adr_level, objects=objects,
-        frames_dir=save_frames, frame_interval=frame_interval,
+    result = run_eval(
+        settings, num_envs, episodes, device, seed, level, objects=objects,
+        frames_dir=save_frames, frame_interval=frame_interval, checkpoint=state,
     )  # fmt: skip
     result["overrides"] = list(overrides or [])
+    result["checkpoint"] = str(checkpoint) if checkpoint is not None else None
     Console().print(eval_table(result))
     if save_frames is not None:
         Console().print(f"wrote {result['frames_saved']} frame sets to {save_frames}")
     if json_path is not None:
         write_json(json_path, result)
         Console().print(f"wrote {json_path}")
+
+
+@app.command("train-teacher")
+@cli_errors
+def train_teacher_command(
+    modality: Annotated[str, typer.Option(help="depth (the CNN teacher) or state (privileged object pose).")] = "depth",
+    res: ResOption = None,
+    num_envs: Annotated[int, typer.Option(help="Simulated worlds stepped in parallel.")] = 16,
+    device: DeviceOption = "cpu",
+    seed: SeedOption = 0,
+    max_iterations: Annotated[int, typer.Option(help="Stop after this many PPO iterations (counted across resumes).")] = 1000,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="Run directory (default: runs/<modality>_<time>, or the resumed run's).")
+    ] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="PATH", help="Continue from this checkpoint.")] = None,
+    overrides: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", metavar="KEY=VALUE", help="Override yaml/task.yaml (task.*) or yaml/train.yaml (train.*); repeatable."),
+    ] = None,
+) -> None:
+    """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR."""
+    from dexgrasp_cli.learner.agent import MODALITIES
+
+    if modality not in MODALITIES:
+        raise UsageError(f"unknown --modality {modality!r}; accepted: {', '.join(MODALITIES)}")
+    check_at_least_one("--num-envs", num_envs)
+    check_at_least_one("--max-iterations", max_iterations)
+    device = resolve_device(device)
+    groups = split_settings_overrides(overrides)
+    task = with_resolution(load_settings(groups["task"]), res)
+    train = load_train_settings(groups["train"])
+    if resume is not None:
+        check_resume(resume, modality, task)
+        run_dir = run_dir or resume.resolve().parent.parent
+    run_dir = run_dir or Path("runs") / f"{modality}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if modality == "depth":
+        check_images_fit(task, ("depth",), num_envs, device)
+    check_folder("--run-dir", run_dir)
+
+    from dexgrasp_cli.learner.trainer import TrainOptions, train_teacher
+
+    _quiet_warp()
+    options = TrainOptions(modality, num_envs, device, seed, max_iterations, run_dir, resume, tuple(overrides or ()))
+    train_teacher(task, train, options, Console())
 
 
 @app.command("bench")

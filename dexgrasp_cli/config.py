@@ -6,6 +6,7 @@ Every key must be known and every value must have the field's type; anything els
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -18,6 +19,7 @@ from tasks.dextrah.settings import TaskSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_YAML = REPO_ROOT / "yaml" / "task.yaml"
+TRAIN_YAML = REPO_ROOT / "yaml" / "train.yaml"
 
 
 class ConfigError(ValueError):
@@ -103,15 +105,40 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def load_task_settings(overrides: typing.Iterable[str] = (), path: Path = TASK_YAML) -> TaskSettings:
-    """The task settings from yaml, with ``task.x.y=value`` overrides applied."""
-    tree = load_yaml(path)
+def split_overrides(overrides: typing.Iterable[str], roots: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--set`` assignments grouped by their first key (``task``, ``train``), which must be known."""
+    groups: dict[str, list[str]] = {root: [] for root in roots}
+    for assignment in overrides:
+        root = assignment.partition("=")[0].partition(".")[0]
+        if root not in groups:
+            raise ConfigError(f"unknown key '{assignment.partition('=')[0]}' in override; keys start with {' or '.join(roots)}")
+        groups[root].append(assignment)
+    return groups
+
+
+def load_section(cls: type, root: str, path: Path, overrides: typing.Iterable[str] = ()) -> Any:
+    """Dataclass ``cls`` from the ``root`` mapping of a yaml file, with ``root.x.y=value`` overrides."""
+    return section_from_tree(cls, root, load_yaml(path), overrides, path.name)
+
+
+def section_from_tree(cls: type, root: str, tree: dict, overrides: typing.Iterable[str] = (), source: str = "config") -> Any:
+    """Dataclass ``cls`` from ``tree[root]`` (e.g. a config saved in a checkpoint), with overrides."""
+    tree = copy.deepcopy(tree)
     for assignment in overrides:
         apply_override(tree, assignment)
-    unknown = sorted(set(tree) - {"task"})
+    unknown = sorted(set(tree) - {root})
     if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in {path.name}; accepted: task")
-    settings = from_dict(TaskSettings, tree.get("task"), "task")
+        raise ConfigError(f"unknown key '{unknown[0]}' in {source}; accepted: {root}")
+    return from_dict(cls, tree.get(root), root)
+
+
+def load_task_settings(overrides: typing.Iterable[str] = (), path: Path = TASK_YAML) -> TaskSettings:
+    """The task settings from yaml, with ``task.x.y=value`` overrides applied."""
+    return checked_task_settings(load_section(TaskSettings, "task", path, overrides))
+
+
+def checked_task_settings(settings: TaskSettings) -> TaskSettings:
+    """Checks across fields that the dataclasses cannot make on their own."""
     _check_adr_ranges(settings)
     return settings
 

@@ -1,6 +1,7 @@
 """Evaluation: roll a policy out until enough episodes finish, and measure the paper's metrics.
 
-``run_scripted_eval`` is the runner behind ``dexgrasp eval --policy scripted``. It counts the first
+``run_eval`` is the runner behind ``dexgrasp eval``, for the scripted grasp or a trained teacher's
+checkpoint (run deterministically: its mean action). It counts the first
 ``episodes`` episodes that finish, in the order they finish (worlds in index order within a step),
 and returns a flat dict of plain numbers that the CLI prints and writes as JSON.
 """
@@ -33,7 +34,7 @@ def _mean(values: torch.Tensor) -> float | None:
     return float(values.double().mean()) if values.numel() else None
 
 
-def run_scripted_eval(
+def run_eval(
     settings: TaskSettings,
     num_envs: int,
     episodes: int,
@@ -44,30 +45,32 @@ def run_scripted_eval(
     console: Console | None = None,
     frames_dir: Path | None = None,
     frame_interval: int = 100,
+    checkpoint: dict | None = None,
 ) -> dict:
-    """Evaluate the scripted grasp; see the module docstring. ``objects`` overrides the settings'.
+    """Evaluate the scripted grasp, or the teacher in ``checkpoint``; see the module docstring.
+    ``objects`` overrides the settings'.
 
     With ``frames_dir``, the cameras render and the first worlds' images are written there as PNGs
     at reset and every ``frame_interval`` policy steps.
     """
     # Heavy imports here, so the CLI validates its input before paying for them.
     from tasks.dextrah.env import DextrahEnv
-    from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
-    images = ("depth", "rgb") if frames_dir is not None else ()
+    modality = checkpoint["dexgrasp"]["modality"] if checkpoint is not None else None
+    images = ("depth", "rgb") if frames_dir is not None else ("depth",) if modality == "depth" else ()
     env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects, images=images)
     env.adr.set_level(adr_level)
     obs = env.reset()  # start every episode under the requested ADR level
-    policy = ScriptedGraspPolicy(env)
+    policy = _policy(env, checkpoint)
     frames = None
     if frames_dir is not None:
         frames = _FrameWriter(frames_dir, frame_interval, env)
         frames(0, obs)
-    result = _rollout(env, policy, episodes, console or Console(stderr=True), frames)
+    result = _rollout(env, policy, obs, episodes, console or Console(stderr=True), frames)
     if frames is not None:
         result.update(frames_dir=str(frames_dir), frames_saved=frames.saved)
     result.update(
-        policy="scripted",
+        policy=f"{modality} teacher" if modality else "scripted",
         episodes=int(result["episodes"]),
         num_envs=num_envs,
         device=str(env.device),
@@ -80,6 +83,30 @@ def run_scripted_eval(
         config=dataclasses.asdict(settings),
     )
     return result
+
+
+def _policy(env, checkpoint: dict | None):
+    """``policy(obs) -> actions`` with an ``episodes_ended(done)`` hook."""
+    if checkpoint is not None:
+        from dexgrasp_cli.learner.policy import CheckpointPolicy
+
+        return CheckpointPolicy(checkpoint, env.num_envs, env.device)
+    return _ScriptedPolicy(env)
+
+
+class _ScriptedPolicy:
+    """The scripted grasp reads the env's state itself and keeps no memory between episodes."""
+
+    def __init__(self, env):
+        from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
+
+        self.scripted = ScriptedGraspPolicy(env)
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scripted()
+
+    def episodes_ended(self, done: torch.Tensor) -> None:
+        pass
 
 
 class _FrameWriter:
@@ -111,7 +138,7 @@ class _EvalProgress(Progress):
             yield Text(self.terms, style="dim")
 
 
-def _rollout(env, policy, episodes: int, console: Console, frames: _FrameWriter | None) -> dict:
+def _rollout(env, policy, obs: dict, episodes: int, console: Console, frames: _FrameWriter | None) -> dict:
     n, dev = env.num_envs, env.device
     finished: dict[str, list[torch.Tensor]] = {key: [] for key in EPISODE_KEYS + ("return_total",)}
     done_count = 0
@@ -138,7 +165,8 @@ def _rollout(env, policy, episodes: int, console: Console, frames: _FrameWriter 
         task = progress.add_task("eval", total=episodes, adr=env.adr.level, rate="compiling", success="-")
         while done_count < episodes:
             t0 = time.perf_counter()
-            result = env.step(policy())
+            result = env.step(policy(obs))
+            obs = result.obs
             steps += 1
             if frames is not None:
                 frames(steps, result.obs)
@@ -150,6 +178,7 @@ def _rollout(env, policy, episodes: int, console: Console, frames: _FrameWriter 
                 term_sums[name] += value.double().sum()
             running_reward += result.reward.double()
             done = result.terminated | result.truncated
+            policy.episodes_ended(done)
             stats = result.info["episode"]
             take = min(int(done.sum()), episodes - done_count)
             if take:

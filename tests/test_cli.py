@@ -63,6 +63,17 @@ BAD_INPUT = [
     (["eval", "--set", "task.cameras.depth_dtype=int8"], "task.cameras.depth_dtype"),
     (["eval", "--set", "task.cameras.noise.dropout_prob=2"], "task.cameras.noise.dropout_prob"),
     (["eval", "--frame-interval", "0"], "--frame-interval"),
+    (["eval", "--checkpoint", "/nonexistent.pt"], "/nonexistent.pt"),
+    (["eval", "--adr-level", "checkpoint"], "--checkpoint"),
+    (["eval", "--adr-level", "hard"], "--adr-level"),
+    (["train-teacher", "--modality", "rgb"], "--modality"),
+    (["train-teacher", "--num-envs", "0"], "--num-envs"),
+    (["train-teacher", "--max-iterations", "0"], "--max-iterations"),
+    (["train-teacher", "--resume", "/nonexistent.pt"], "/nonexistent.pt"),
+    (["train-teacher", "--set", "train.nope=1"], "train.nope"),
+    (["train-teacher", "--set", "train.ppo.horizon_length=10"], "horizon_length"),
+    (["train-teacher", "--set", "model.x=1"], "model.x"),
+    (["train-teacher", "--res", "100000x100000"], "GiB"),
 ]
 
 
@@ -75,6 +86,14 @@ def test_bad_input_is_one_line_exit_2(args, names, capsys, no_env):
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and names in lines[0]
     assert "Traceback" not in err
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys, no_env):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for command in (["eval", "--checkpoint", str(bad)], ["train-teacher", "--resume", str(bad)]):
+        code, _, err = run_cli(command, capsys)
+        assert code == 2 and err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
 
 
 def test_cuda_refusal_says_what_is_available(capsys, no_env):

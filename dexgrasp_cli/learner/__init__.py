@@ -1,0 +1,1 @@
+"""PPO learner pieces on top of rl-games 1.6.5."""

@@ -1,0 +1,69 @@
+"""Teacher checkpoints: rl-games' own keys plus what dexgrasp needs to resume and evaluate.
+
+A checkpoint is a ``torch.save`` dict with rl-games' keys (``model``, ``optimizer``, ``epoch``,
+``frame``, ``last_mean_rewards``, ...), so rl-games' ``PpoPlayerContinuous`` can restore it, and
+one more key, ``dexgrasp``, holding the format version, the modality and resolution, the resolved
+config, the ADR state, the learning-rate schedule's state and the RNG states. Every value is a
+tensor or a plain Python value, so it loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT_VERSION = 1
+DEXGRASP_KEY = "dexgrasp"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line."""
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic save: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and check a dexgrasp checkpoint; anything unusable is a one-line CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for truncated or foreign files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} cannot be read ({reason[:120]})") from None
+    meta = state.get(DEXGRASP_KEY) if isinstance(state, dict) else None
+    if not isinstance(meta, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a dexgrasp teacher checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {meta.get('format_version')}; this dexgrasp reads {FORMAT_VERSION}"
+        )
+    return state
+
+
+def rng_state() -> dict:
+    """The torch RNG states (CPU and every visible GPU) that training draws from."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

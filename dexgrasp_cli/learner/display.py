@@ -1,0 +1,65 @@
+"""The live terminal view of a training run (Rich): one panel, refreshed every iteration."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+TOP_TERMS = 4  # reward terms shown, largest mean magnitude first
+
+
+class TrainingDisplay:
+    """Iteration out of total with ETA, throughput, success, ADR level and the reward terms."""
+
+    def __init__(self, title: str, first_iteration: int, total_iterations: int, console=None):
+        self.title = title
+        self.progress = Progress(
+            TextColumn("[bold]iteration"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("train", total=total_iterations, completed=first_iteration)
+        self.metrics: dict = {}
+        self.live = Live(self._renderable(), console=console, refresh_per_second=4, transient=False)
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> TrainingDisplay:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.__exit__(*exc)
+
+    def update(self, iteration: int, metrics: dict) -> None:
+        """Show the metrics of the iteration just finished (see Trainer._iteration_metrics)."""
+        self.metrics = metrics
+        self.progress.update(self.task, completed=iteration)
+        self.live.update(self._renderable())
+
+    def _renderable(self) -> Panel:
+        m = self.metrics
+        table = Table.grid(padding=(0, 2))
+        for _ in range(4):
+            table.add_column()
+        if m:
+            table.add_row("env-steps/s", f"{m['env_steps_per_s']:,.0f}", "success", _fmt(m.get("success_rate")))
+            table.add_row("ADR level", f"{m['adr_level']}", "mean reward/step", _fmt(m.get("reward_per_step")))
+            terms = sorted(m["reward_terms"].items(), key=lambda kv: -abs(kv[1]))[:TOP_TERMS]
+            cells = [f"{name} {value:+.4f}" for name, value in terms]
+            table.add_row("reward terms", "  ".join(cells), "", "")
+            table.add_row("episodes done", f"{m['episodes_total']:,}", "env-steps", f"{m['env_steps']:,}")
+        else:
+            table.add_row("collecting the first iteration (the first one compiles kernels) ...", "", "", "")
+        return Panel(Group(self.progress, table), title=self.title, expand=False)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,100 @@
+"""Typed settings of teacher training. The numbers live in yaml/train.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dexgrasp_cli.learner.networks import CriticSizes, DepthTeacherSizes, StateTeacherSizes
+
+
+@dataclass(frozen=True)
+class PpoSettings:
+    """rl-games PPO hyperparameters (its ``config`` section), TASK_FACTS section 7."""
+
+    gamma: float
+    """Discount factor."""
+    tau: float
+    """GAE lambda."""
+    e_clip: float
+    """PPO ratio clip."""
+    entropy_coef: float
+    """Entropy bonus weight."""
+    learning_rate: float
+    """Initial Adam learning rate; the adaptive schedule moves it to keep the KL near kl_threshold."""
+    lr_schedule: str
+    """adaptive, linear or none (rl-games' names)."""
+    kl_threshold: float
+    """Target KL divergence of the adaptive schedule."""
+    horizon_length: int
+    """Env steps per world collected per iteration."""
+    seq_length: int
+    """LSTM training sequence length; horizon_length must be a multiple of it."""
+    mini_epochs: int
+    """Passes over the collected batch per iteration."""
+    minibatch_size: int
+    """Samples per gradient step, capped at num_envs * horizon_length."""
+    critic_coef: float
+    """Value loss weight."""
+    bounds_loss_coef: float
+    """Weight of the penalty on action means outside [-1, 1]."""
+    grad_norm: float
+    """Gradient norm clip."""
+    truncate_grads: bool
+    """Clip gradients to grad_norm."""
+    reward_scale: float
+    """Rewards are multiplied by this before PPO sees them."""
+    normalize_value: bool
+    """Normalize value targets with running statistics."""
+    normalize_advantage: bool
+    """Normalize advantages per minibatch."""
+    clip_value: bool
+    """Clip value updates like the policy ratio."""
+    mixed_precision: bool
+    """bf16 autocast of forward and loss (GPU)."""
+
+    def __post_init__(self) -> None:
+        for name in ("horizon_length", "seq_length", "mini_epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.ppo.{name} must be >= 1, got {getattr(self, name)}")
+        if self.horizon_length % self.seq_length:  # rl-games 1.6.5 fails with an IndexError otherwise
+            raise ValueError(
+                f"train.ppo.horizon_length ({self.horizon_length}) must be a multiple of "
+                f"train.ppo.seq_length ({self.seq_length})"
+            )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Checkpointing of a training run."""
+
+    save_every: int
+    """Iterations between periodic checkpoints."""
+    keep_periodic: int
+    """Periodic checkpoints kept on disk; best and last are always kept."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) < 1:
+                raise ValueError(f"train.run.{field.name} must be >= 1, got {getattr(self, field.name)}")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Sizes of the networks (dexgrasp_cli/learner/networks.py documents each key)."""
+
+    depth: DepthTeacherSizes
+    """The depth teacher: CNN, LSTM and MLP."""
+    state: StateTeacherSizes
+    """The state teacher: LSTM and MLP."""
+    critic: CriticSizes
+    """The asymmetric critic both teachers train with."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything about teacher training except the task, the batch and the device."""
+
+    ppo: PpoSettings
+    networks: NetworkSettings
+    run: RunSettings

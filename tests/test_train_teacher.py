@@ -1,0 +1,152 @@
+"""train-teacher and eval --checkpoint at tiny sizes: files written, resume, rl-games' own player."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from rl_games.algos_torch.players import PpoPlayerContinuous
+from rl_games.common.gym_compat import spaces
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dexgrasp_cli.learner.agent import ACCEPTED_MODEL
+from dexgrasp_cli.learner.checkpoint import load_checkpoint
+from dexgrasp_cli.learner.networks import register_networks
+from dexgrasp_cli.learner.policy import CheckpointPolicy
+from tests.test_cli import run_cli
+
+TINY = [
+    "train.networks.depth.filters=[4,4,4,4]", "train.networks.depth.lstm_units=16",
+    "train.networks.depth.lstm_layers=1", "train.networks.depth.mlp=[16]",
+    "train.networks.state.lstm_units=16", "train.networks.state.mlp=[16]",
+    "train.networks.critic.lstm_units=16", "train.networks.critic.mlp=[16]",
+    "train.ppo.horizon_length=8", "train.ppo.seq_length=4", "train.run.save_every=1",
+    # ADR climbs one level per iteration, so resume has a level to keep.
+    "task.adr.success_threshold=-1.0", "task.adr.min_steps_between_changes=1",
+]  # fmt: skip
+TINY_ARGS = [arg for assignment in TINY for arg in ("--set", assignment)]
+
+
+def train(run_dir, modality: str, iterations: int, capsys, *extra: str) -> tuple[int, str, str]:
+    args = ["train-teacher", "--modality", modality, "--res", "32x24", "--num-envs", "4",
+            "--max-iterations", str(iterations), "--run-dir", str(run_dir), *TINY_ARGS, *extra]  # fmt: skip
+    return run_cli(args, capsys)
+
+
+@pytest.fixture(scope="module")
+def depth_run(tmp_path_factory):
+    """A 2-iteration depth teacher, trained once for the tests that read it."""
+    run_dir = tmp_path_factory.mktemp("depth_run")
+    capsys = _NoCapture()
+    code, _, _ = train(run_dir, "depth", 2, capsys)
+    assert code == 0
+    return run_dir
+
+
+class _NoCapture:
+    def readouterr(self):
+        return "", ""
+
+
+@pytest.mark.parametrize("modality", ["state", "depth"])
+def test_train_writes_config_checkpoints_metrics_and_events(modality, tmp_path, capsys, depth_run):
+    run_dir = depth_run if modality == "depth" else tmp_path / "run"
+    if modality == "state":
+        code, out, err = train(run_dir, "state", 2, capsys)
+        assert code == 0, err
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["run"]["modality"] == modality and config["task"]["cameras"]["resolution"] == "32x24"
+    assert config["train"]["networks"]["critic"]["lstm_units"] == 16
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in lines] == [1, 2]
+    assert [m["adr_level"] for m in lines] == [1, 2]
+    assert all(np.isfinite(m["env_steps_per_s"]) and set(m["reward_terms"]) == {"reach", "goal", "lift", "curl"}
+               for m in lines)  # fmt: skip
+    for name in ("last.pt", "best.pt", "iter_000002.pt"):
+        state = load_checkpoint(run_dir / "checkpoints" / name)
+        assert state["dexgrasp"]["modality"] == modality
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["dexgrasp"]["adr"]["level"] == 2
+    assert {"model", "optimizer", "frame", "assymetric_vf_nets"} <= set(last)
+
+    events = EventAccumulator(str(run_dir / "summaries"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    expected = {"dexgrasp/success_rate", "dexgrasp/adr_level", "dexgrasp/env_steps_per_s", "losses/a_loss",
+                "losses/c_loss"} | {f"reward_terms/{t}" for t in ("reach", "goal", "lift", "curl")}  # fmt: skip
+    assert expected <= tags
+    assert [e.value for e in events.Scalars("dexgrasp/adr_level")] == [1.0, 2.0]
+
+
+def test_resume_continues_iteration_adr_and_optimizer(depth_run, tmp_path, capsys):
+    saved = load_checkpoint(depth_run / "checkpoints" / "last.pt")
+    resumed_dir = tmp_path / "resumed"
+    code, _, err = train(resumed_dir, "depth", 3, capsys, "--resume", str(depth_run / "checkpoints" / "last.pt"))
+    assert code == 0, err
+    lines = [json.loads(line) for line in (resumed_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["iteration"], m["adr_level"]) for m in lines] == [(3, 3)]
+    state = load_checkpoint(resumed_dir / "checkpoints" / "last.pt")
+    assert state["epoch"] == 3 and state["frame"] == saved["frame"] + 4 * 8
+    # Adam's step count continues from the saved optimizer instead of restarting at 0.
+    steps = [s["step"] for s in state["optimizer"]["state"].values()]
+    saved_steps = [s["step"] for s in saved["optimizer"]["state"].values()]
+    assert all(float(a) > float(b) > 0 for a, b in zip(steps, saved_steps))
+
+
+def test_eval_reads_the_checkpoint_and_writes_json(depth_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    code, _, err = run_cli(["eval", "--checkpoint", str(depth_run / "checkpoints" / "last.pt"), "--num-envs", "2",
+                            "--episodes", "2", "--adr-level", "checkpoint", "--set", "task.episode_length=10",
+                            "--json", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result["policy"] == "depth teacher" and result["adr_level"] == 2 and result["episodes"] >= 2
+    assert 0.0 <= result["success_rate_instantaneous"] <= 1.0
+
+
+def test_rl_games_player_loads_the_checkpoint(depth_run):
+    path = depth_run / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    policy = state["dexgrasp"]["policy"]
+    register_networks()
+    observation_space = spaces.Dict({
+        key: spaces.Box(-np.inf, np.inf, tuple(shape), dtype=np.float16 if key == "depth" else np.float32)
+        for key, shape in policy["input_shape"].items()
+    })  # fmt: skip
+    env_info = {"observation_space": observation_space, "action_space": spaces.Box(-1, 1, (23,)), "agents": 1}
+    from rl_games.algos_torch import model_builder
+
+    params = {"algo": {"name": "a2c_continuous"}, "model": {"name": ACCEPTED_MODEL}, "network": policy["network"]}
+    config = {"env_name": "dexgrasp", "env_info": env_info, "device_name": "cpu", "normalize_input": False,
+              "normalize_value": True, "player": {"deterministic": True},
+              "network": model_builder.ModelBuilder().load(params)}  # fmt: skip
+    player = PpoPlayerContinuous(dict(params, config=config))
+    player.restore(str(path))
+    player.batch_size, player.has_batch_dimension = 3, True
+    player.init_rnn()
+
+    gen = torch.Generator().manual_seed(0)
+    obs = {key: torch.rand(3, *shape, generator=gen) for key, shape in policy["input_shape"].items()}
+    obs["depth"] = obs["depth"].half()
+    ours = CheckpointPolicy(state, 3, torch.device("cpu"))
+    for _ in range(3):  # the LSTM memory carries over steps in both
+        torch.testing.assert_close(player.get_action(obs, is_deterministic=True), ours(obs), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, names", [
+    (["--modality", "state"], "depth teacher"),
+    (["--res", "64x48"], "32x24"),
+])  # fmt: skip
+def test_resume_refuses_another_modality_or_resolution(depth_run, extra, names, capsys, monkeypatch):
+    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--resume",
+            str(depth_run / "checkpoints" / "last.pt"), *extra]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and names in err and err.count("\n") == 1
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("bad input must be rejected before the env is built")
