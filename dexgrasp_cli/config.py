@@ -48,6 +48,11 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # yaml reads 3e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind is str and isinstance(value, str):

@@ -10,7 +10,8 @@ Configuration defects are refused or given safe defaults by ``check_ppo_config``
   different LRs and their weights drift apart. Patched: ``update_lr`` remembers it.
 - multi-GPU: running normalizer statistics are updated from each rank's own data and never
   synchronised. Patched: every ``train_epoch`` starts from rank 0's statistics and ends with an
-  exact merge of what all ranks added (see ``merge_running_stats``).
+  exact merge of what all ranks added (see ``merge_running_stats``). Within an epoch each rank
+  still normalizes with its own updates; the ranks agree again from the next epoch on.
 - checkpoints hold ``last_mean_rewards`` as a numpy float, so ``torch.load(weights_only=True)``
   refuses them. Patched: it is saved as a Python float.
 

@@ -103,27 +103,35 @@ def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOpti
     return {"run": run, "task": dataclasses.asdict(task), "train": dataclasses.asdict(train)}
 
 
-def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console) -> dict:
-    """Train until ``max_iterations`` (counted over resumes too) or a stop request; return a summary."""
-    from dexgrasp_cli.learner.agent import build_agent, policy_description, rl_games_params
-    from dexgrasp_cli.learner.patches import close_agent
+def build_training(task: TaskSettings, train: TrainSettings, options: TrainOptions):
+    """The env, its vecenv and the rl-games agent of a run, seeded; returns them and the params."""
+    from dexgrasp_cli.learner.agent import build_agent, rl_games_params
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
     from tasks.dextrah.env import DextrahEnv
 
-    resume = load_checkpoint(options.resume) if options.resume else None
     torch.manual_seed(options.seed)
     device = torch.device(options.device)
     images = ("depth",) if options.modality == "depth" else ()
     env = DextrahEnv(task, options.num_envs, device=options.device, seed=options.seed, images=images)
     vecenv = LocalVecEnv(env, options.modality, device)
     params = rl_games_params(train, options.modality, options.num_envs, device, options.max_iterations, vecenv.get_env_info())
+    with contextlib.redirect_stdout(io.StringIO()):  # rl-games prints its set-up chatter
+        agent = build_agent(params, vecenv, options.run_dir)
+    return env, vecenv, agent, params
+
+
+def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console) -> dict:
+    """Train until ``max_iterations`` (counted over resumes too) or a stop request; return a summary."""
+    from dexgrasp_cli.learner.agent import policy_description
+    from dexgrasp_cli.learner.patches import close_agent
+
+    resume = load_checkpoint(options.resume) if options.resume else None
     run_dir = options.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolved_config(task, train, options)
     _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    env, vecenv, agent, params = build_training(task, train, options)
     observer = _RewardTermObserver()
-    with contextlib.redirect_stdout(io.StringIO()):  # rl-games prints its set-up chatter
-        agent = build_agent(params, vecenv, run_dir)
     agent.algo_observer = observer
     adr = ADR(task.adr)
     meta = {"format_version": FORMAT_VERSION, "modality": options.modality, "resolution": task.cameras.resolution,
@@ -152,7 +160,7 @@ def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOption
     agent.curr_frames = agent.batch_size_envs
     first = agent.epoch_num
     metrics = {}
-    title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if images else "") + f" -> {run_dir}"
+    title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if env.images else "") + f" -> {run_dir}"
     try:
         with _StopRequest(console) as stop, TrainingDisplay(title, first, options.max_iterations, console) as display:
             while agent.epoch_num < options.max_iterations and not stop.requested:

@@ -1,0 +1,233 @@
+"""Input checks shared by the subcommands: each turns bad input into one ``UsageError`` line before
+any heavy work (no scene build, no kernel compile), and writes outputs atomically."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import typer
+
+from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
+from dexgrasp_cli.config import (
+    TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
+    split_overrides,
+)  # fmt: skip
+from dexgrasp_cli.errors import UsageError
+from tasks.dextrah.settings import TaskSettings, parse_resolution
+
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+
+
+# ---------------------------------------------------------------------------- errors
+def _fail(message: str, code: int = 2) -> None:
+    line = " ".join(str(message).split())  # one line, whatever the source produced
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(command: Callable) -> Callable:
+    """Report user errors as one ``error:`` line with exit code 2 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (UsageError, ConfigError, ObjectSetError) as err:
+            _fail(str(err))
+
+    return wrapper
+
+
+@contextmanager
+def bad_input() -> Iterator[None]:
+    """Treat ValueErrors (parsing, config, objects) raised inside as usage errors."""
+    try:
+        yield
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------- validation
+def check_at_least_one(option: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{option} must be an integer >= 1, got {value}")
+
+
+def resolve_device(device: str) -> str:
+    """``cpu``, or ``cuda``/``cuda:N`` when that GPU exists; ``cuda`` means the current GPU."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise UsageError(f"unknown device {device!r}; accepted: cpu, cuda, cuda:N")
+    if device == "cpu":
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but CUDA is not available here; available: cpu")
+    count = torch.cuda.device_count()
+    index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+    if index >= count:
+        raise UsageError(
+            f"device {device!r} does not exist; available: cpu, "
+            + ", ".join(f"cuda:{i}" for i in range(count))
+        )
+    return f"cuda:{index}"
+
+
+def load_settings(overrides: list[str] | None) -> TaskSettings:
+    with bad_input():
+        return load_task_settings(overrides or (), TASK_YAML)
+
+
+def with_resolution(settings: TaskSettings, res: str | None) -> TaskSettings:
+    """The settings with ``--res WxH`` (when given) as every camera's resolution."""
+    if res is None:
+        return settings
+    with bad_input():
+        width, height = parse_resolution(res, "--res")
+    return settings.with_camera_resolution(f"{width}x{height}")
+
+
+def check_images_fit(settings: TaskSettings, kinds: tuple[str, ...], num_envs: int, device: str) -> None:
+    """Refuse images that would not fit in memory before anything is allocated."""
+    import torch
+
+    from tasks.dextrah.images import check_image_memory
+
+    with bad_input():
+        check_image_memory(settings.cameras, kinds, num_envs, torch.device(device))
+
+
+def check_folder(option: str, path: Path | None) -> None:
+    """Create an output folder now, so a bad path fails before any work."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file; accepted: a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot create it ({err.strerror})") from None
+
+
+def resolve_adr_level(text: str, settings: TaskSettings, checkpoint: dict | None) -> int:
+    """``--adr-level``: a level in [0, num_levels], ``final``, or ``checkpoint`` (needs --checkpoint)."""
+    n = settings.adr.num_levels
+    if text == "final":
+        return n
+    if text == "checkpoint":
+        if checkpoint is None:
+            raise UsageError("--adr-level checkpoint needs --checkpoint PATH")
+        return int(checkpoint["dexgrasp"]["adr"]["level"])
+    if not re.fullmatch(r"-?\d+", text) or not 0 <= int(text) <= n:
+        raise UsageError(f"--adr-level must be in [0, {n}] (task.adr.num_levels), final or checkpoint; got {text!r}")
+    return int(text)
+
+
+def split_settings_overrides(overrides: list[str] | None) -> dict[str, list[str]]:
+    with bad_input():
+        return split_overrides(overrides or (), ("task", "train"))
+
+
+def load_train_settings(overrides: list[str]):
+    from dexgrasp_cli.learner.settings import TrainSettings
+
+    with bad_input():
+        return load_section(TrainSettings, "train", TRAIN_YAML, overrides)
+
+
+def read_checkpoint(path: Path) -> dict:
+    from dexgrasp_cli.learner.checkpoint import load_checkpoint
+
+    with bad_input():
+        return load_checkpoint(path)
+
+
+def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None) -> tuple[dict, TaskSettings]:
+    """A checkpoint and the task settings it was trained with, plus ``--set task.*`` overrides."""
+    state = read_checkpoint(path)
+    with bad_input():
+        settings = checked_task_settings(section_from_tree(TaskSettings, "task", {"task": state["dexgrasp"]["config"]["task"]}, overrides or ()))
+    trained = state["dexgrasp"]["resolution"]
+    if res is not None and with_resolution(settings, res).cameras.resolution != trained:
+        raise UsageError(f"--res {res} differs from the checkpoint's {trained}; a teacher runs at the resolution it was trained at")
+    return state, settings
+
+
+def check_resume(path: Path, modality: str, task: TaskSettings) -> None:
+    """The checkpoint must be of the same modality (and, for depth, resolution) as the run."""
+    meta = read_checkpoint(path)["dexgrasp"]
+    if meta["modality"] != modality:
+        raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
+    if modality == "depth" and meta["resolution"] != task.cameras.resolution:
+        raise UsageError(
+            f"--resume {path} was trained at {meta['resolution']}; this run is at {task.cameras.resolution} (use --res {meta['resolution']})"
+        )
+
+
+def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
+    """The user's meshes when task.objects.mesh_folder is set (checked now), else None."""
+    objects = settings.objects
+    if objects.mesh_folder is None:
+        return None
+    with bad_input():
+        shapes = mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
+    for shape in shapes:
+        check_mesh_compiles(shape)
+    return shapes
+
+
+def check_mesh_compiles(shape: ObjectShape) -> None:
+    """Compile the mesh alone in MuJoCo (milliseconds), so a broken file is named up front."""
+    import mujoco
+
+    spec = mujoco.MjSpec()
+    spec.worldbody.add_body().add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=add_mesh(spec, shape))
+    try:
+        spec.compile()
+    except ValueError as err:
+        reason = str(err).strip().splitlines()[0].removeprefix("Error: ") if str(err).strip() else "unknown"
+        raise UsageError(
+            f"mesh {shape.file} cannot be loaded by MuJoCo ({reason}); accepted: .obj or binary .stl meshes "
+            "with a non-degenerate convex hull at task.objects.mesh_scale"
+        ) from None
+
+
+def check_output(path: Path | None) -> None:
+    """Make sure the JSON file can be written later: parent folder created, path not a folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--json {path} is a directory; accepted: a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--json {path}: cannot create its folder ({err.strerror})") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic write: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def quiet_warp() -> None:
+    """Hide warp's per-module load lines; warnings and errors still show."""
+    import warp as wp
+
+    wp.config.log_level = wp.LOG_WARNING
