@@ -15,7 +15,7 @@ PLATFORM ?= manylinux_2_28_x86_64
 WHEELHOUSE ?= wheelhouse
 # Every runtime dependency except torch (the cluster brings its own CUDA build). rl-games is
 # fetched without dependencies because it requires torch; its other requirements are listed here.
-WHEEL_DEPS := mujoco==4.0.0 mujoco-warp==4.0.0 warp-lang==1.19.0 typer rich pyyaml tensorboard numpy \
+WHEEL_DEPS := mujoco==4.0.0 mujoco-warp==4.0.0 warp-lang==1.19.0 typer rich pyyaml tensorboard numpy matplotlib \
 	'gymnasium[classic-control]>=0.29.1' 'psutil>=5.9.0,<6.0.0' 'setproctitle>=1.2.2,<2.0.0' \
 	'tensorboardX>=2.5,<3.0' 'watchdog>=2.1.9' pytest 'setuptools>=64' wheel
 # pip does not widen --platform to older glibc tags, so list them: manylinux_2_28 also accepts
@@ -40,8 +40,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
+# The main job on a CPU: a small depth teacher (80x60 depth, small networks, 30 PPO iterations),
+# then its evaluation. A real run uses the yaml sizes at 160x120 on a GPU (see README).
+SMALL_TEACHER := --set train.networks.depth.filters=[8,16,16,16] --set train.networks.depth.lstm_units=64 \
+	--set train.networks.depth.lstm_layers=1 --set train.networks.depth.mlp=[64,64] \
+	--set train.networks.critic.lstm_units=64 --set train.networks.critic.mlp=[64,64]
+RUN_DIR ?= runs/quickstart
+
 run: setup
-	$(BIN)/dexgrasp eval --policy scripted --num-envs 16 --episodes 16 --device cpu --json out/eval_scripted.json
+	$(BIN)/dexgrasp train-teacher --modality depth --res 80x60 --num-envs 16 --max-iterations 30 \
+		--device cpu --run-dir $(RUN_DIR) $(SMALL_TEACHER) \
+		$(if $(wildcard $(RUN_DIR)/checkpoints/last.pt),--resume $(RUN_DIR)/checkpoints/last.pt)
+	$(BIN)/dexgrasp eval --checkpoint $(RUN_DIR)/checkpoints/last.pt --num-envs 16 --episodes 16 \
+		--device cpu --json out/eval_teacher.json
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q

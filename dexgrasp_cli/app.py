@@ -145,6 +145,11 @@ def train_teacher_command(
         check_resume(resume, modality, task)
         run_dir = run_dir or resume.resolve().parent.parent
     run_dir = run_dir or Path("runs") / f"{modality}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if resume is None and (run_dir / "metrics.jsonl").exists():  # never train over an earlier run
+        raise UsageError(
+            f"--run-dir {run_dir} already holds a run; continue it with --resume {run_dir / 'checkpoints' / 'last.pt'} "
+            "or choose another --run-dir"
+        )
     if modality == "depth":
         check_images_fit(task, ("depth",), num_envs, device)
     check_folder("--run-dir", run_dir)

@@ -148,5 +148,12 @@ def test_resume_refuses_another_modality_or_resolution(depth_run, extra, names, 
     assert code == 2 and names in err and err.count("\n") == 1
 
 
+def test_a_new_run_never_overwrites_an_earlier_one(depth_run, capsys, monkeypatch):
+    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    before = (depth_run / "metrics.jsonl").read_text()
+    code, _, err = train(depth_run, "depth", 5, capsys)
+    assert code == 2 and "--resume" in err and (depth_run / "metrics.jsonl").read_text() == before
+
+
 def _refuse(*args, **kwargs):
     raise AssertionError("bad input must be rejected before the env is built")
