@@ -213,6 +213,7 @@ def _iteration(agent, vecenv, adr: ADR, observer: _RewardTermObserver) -> dict:
         "episode_success": mean("success"),
         "episode_lift_height": mean("lift_height"),
         "episodes": len(episodes.get("success", ())),
+        "episode_returns": {name: mean(f"return_{name}") for name in REWARD_TERMS},
         "adr_level": adr.level,
         "reward_per_step": sum(terms.values()),
         "reward_terms": terms,
