@@ -157,3 +157,24 @@ def test_a_new_run_never_overwrites_an_earlier_one(depth_run, capsys, monkeypatc
 
 def _refuse(*args, **kwargs):
     raise AssertionError("bad input must be rejected before the env is built")
+
+
+def test_buffer_bytes_differ_by_exactly_the_depth_halving():
+    from dexgrasp_cli.bench.training import experience_buffer_bytes
+
+    n, t, w, h = 64, 16, 160, 120
+    fp16 = experience_buffer_bytes(n, t, w, h, np.float16, 120)
+    fp32 = experience_buffer_bytes(n, t, w, h, np.float32, 120)
+    assert fp32 - fp16 == n * t * w * h * 2  # depth is the only float16 tensor
+    assert fp16 > n * t * w * h * 2  # and the buffer holds it, plus the rest
+
+
+def test_bench_train_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code, _, err = run_cli(["bench-train", "--num-envs", "4", "--iterations", "1", "--res", "32x24",
+                            "--json", str(out), *TINY_ARGS], capsys)  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert [(r["modality"], r["resolution"]) for r in result["results"]] == [("state", None), ("depth", "32x24")]
+    assert all(r["env_steps_per_s"] > 0 and r["env_steps_per_iteration"] == 4 * 8 for r in result["results"])
+    assert result["buffer"]["float32_bytes"] > 1.9 * result["buffer"]["float16_bytes"]
