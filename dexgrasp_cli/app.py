@@ -142,7 +142,7 @@ def train_teacher_command(
     task = with_resolution(load_settings(groups["task"]), res)
     train = load_train_settings(groups["train"])
     if resume is not None:
-        check_resume(resume, modality, task)
+        check_resume(resume, modality, task, train)
         run_dir = run_dir or resume.resolve().parent.parent
     run_dir = run_dir or Path("runs") / f"{modality}_{time.strftime('%Y%m%d-%H%M%S')}"
     if resume is None and (run_dir / "metrics.jsonl").exists():  # never train over an earlier run

@@ -3,6 +3,7 @@ any heavy work (no scene build, no kernel compile), and writes outputs atomicall
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -11,7 +12,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import typer
 
@@ -22,6 +23,9 @@ from dexgrasp_cli.config import (
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 from tasks.dextrah.settings import TaskSettings, parse_resolution
+
+if TYPE_CHECKING:  # importing it loads rl-games, which a bad-input error should not wait for
+    from dexgrasp_cli.learner.settings import TrainSettings
 
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
@@ -161,14 +165,21 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
     return state, settings
 
 
-def check_resume(path: Path, modality: str, task: TaskSettings) -> None:
-    """The checkpoint must be of the same modality (and, for depth, resolution) as the run."""
+def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings) -> None:
+    """The checkpoint must be of the same modality (and, for depth, resolution) and networks as the run."""
     meta = read_checkpoint(path)["dexgrasp"]
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
     if modality == "depth" and meta["resolution"] != task.cameras.resolution:
         raise UsageError(
             f"--resume {path} was trained at {meta['resolution']}; this run is at {task.cameras.resolution} (use --res {meta['resolution']})"
+        )
+    saved, now = meta["config"]["train"]["networks"], dataclasses.asdict(train.networks)
+    changed = [name for name in now if saved.get(name) != now[name]]
+    if changed:
+        raise UsageError(
+            f"--resume {path} has other train.networks.{changed[0]} sizes than this run ({saved.get(changed[0])}); "
+            "resume with the --set values it was trained with"
         )
 
 

@@ -139,11 +139,12 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
 @pytest.mark.parametrize("extra, names", [
     (["--modality", "state"], "depth teacher"),
     (["--res", "64x48"], "32x24"),
+    (["--set", "train.networks.critic.lstm_units=32"], "train.networks.critic"),
 ])  # fmt: skip
 def test_resume_refuses_another_modality_or_resolution(depth_run, extra, names, capsys, monkeypatch):
     monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
     args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--resume",
-            str(depth_run / "checkpoints" / "last.pt"), *extra]  # fmt: skip
+            str(depth_run / "checkpoints" / "last.pt"), *TINY_ARGS, *extra]  # fmt: skip
     code, _, err = run_cli(args, capsys)
     assert code == 2 and names in err and err.count("\n") == 1
 
