@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +21,7 @@ from dexgrasp_cli.learner.agent import ACCEPTED_MODEL
 from dexgrasp_cli.learner.checkpoint import load_checkpoint
 from dexgrasp_cli.learner.networks import register_networks
 from dexgrasp_cli.learner.policy import CheckpointPolicy
-from tests.test_cli import run_cli
+from tests.test_cli import REPO_ROOT, run_cli
 
 TINY = [
     "train.networks.depth.filters=[4,4,4,4]", "train.networks.depth.lstm_units=16",
@@ -179,3 +184,22 @@ def test_bench_train_end_to_end(tmp_path, capsys):
     assert [(r["modality"], r["resolution"]) for r in result["results"]] == [("state", None), ("depth", "32x24")]
     assert all(r["env_steps_per_s"] > 0 and r["env_steps_per_iteration"] == 4 * 8 for r in result["results"])
     assert result["buffer"]["float32_bytes"] > 1.9 * result["buffer"]["float16_bytes"]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    """The real console entry in a subprocess: SIGINT after the first iteration."""
+    run_dir = tmp_path / "interrupted"
+    args = [sys.executable, "-m", "dexgrasp_cli", "train-teacher", "--modality", "state", "--num-envs", "4",
+            "--max-iterations", "1000", "--run-dir", str(run_dir), *TINY_ARGS]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-3000:]
+    assert "Traceback" not in output and f"saved {run_dir / 'checkpoints' / 'last.pt'}" in output
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["epoch"] == len(metrics.read_text().splitlines()) < 1000

@@ -1,8 +1,9 @@
 """rl-games glue: the params dict of a teacher, the PPO agent over a vecenv, and the bare model.
 
-The agent is built directly (not through rl-games' Runner, which deep-copies its config), so the
-config may hold the live vecenv. rl-games writes its TensorBoard events and nothing else under the
-run directory (``summaries/``); dexgrasp owns checkpoints and metrics.
+The agent is built directly (not through rl-games' Runner) and finds its env the rl-games way: the
+vecenv is registered under ``ENV_NAME`` and the agent creates it by name. rl-games writes its
+TensorBoard events and nothing else under the run directory (``summaries/``); dexgrasp owns
+checkpoints and metrics.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from rl_games.common.tr_helpers import DefaultRewardsShaper
 from dexgrasp_cli.learner.networks import CRITIC, DEPTH_TEACHER, STATE_TEACHER, register_networks
 from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, apply_patches, check_ppo_config
 from dexgrasp_cli.learner.settings import TrainSettings
+from dexgrasp_cli.learner.vecenv import register
 
 MODALITIES = ("depth", "state")
+ENV_NAME = "dexgrasp"
 NETWORK_NAMES = {"depth": DEPTH_TEACHER, "state": STATE_TEACHER}
 
 
@@ -42,7 +45,7 @@ def rl_games_params(
     config = dict(
         ppo,
         name="teacher",
-        env_name="dexgrasp",
+        env_name=ENV_NAME,
         env_info=env_info,
         num_actors=num_envs,
         device=str(device),
@@ -75,12 +78,14 @@ def rl_games_params(
 
 
 def build_agent(params: dict, vecenv, run_dir: Path) -> A2CAgent:
-    """The PPO agent over ``vecenv``; rl-games' TensorBoard writer goes to ``run_dir/summaries``."""
+    """The PPO agent over ``vecenv`` (registered as ``ENV_NAME``); rl-games' TensorBoard writer goes
+    to ``run_dir/summaries``."""
     register_networks()
     apply_patches()
+    register(ENV_NAME, lambda **_: vecenv)
     config = dict(params["config"])
+    del config["env_info"]  # without it rl-games creates the vecenv by name and asks it for its spaces
     config.update(
-        vec_env=vecenv,
         train_dir=str(run_dir),
         full_experiment_name=".",
         reward_shaper=DefaultRewardsShaper(**config["reward_shaper"]),

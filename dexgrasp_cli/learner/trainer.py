@@ -176,7 +176,8 @@ def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOption
                     _keep_newest(checkpoints, train.run.keep_periodic - 1)
                     checkpoint(checkpoints / f"iter_{agent.epoch_num:06d}.pt")
         last = checkpoint(checkpoints / "last.pt")
-        console.print(f"{'stopped' if stop.requested else 'finished'} at iteration {agent.epoch_num}; saved {last}")
+        # soft_wrap keeps the path on one line, so it can be copied
+        console.print(f"{'stopped' if stop.requested else 'finished'} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)
     finally:
         close_agent(agent)
     return {"run_dir": str(run_dir), "iterations": agent.epoch_num, "checkpoint": str(last),
