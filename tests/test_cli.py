@@ -208,3 +208,16 @@ def test_eval_end_to_end(tmp_path):
         assert names == {f"step{step:05d}_overview.png"} | {
             f"step{step:05d}_world{w:04d}_{kind}.png" for w in range(2) for kind in ("depth", "left", "right")
         }
+
+
+def test_bench_with_cameras_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code, _, err = run_cli(["bench", "--num-envs", "2", "--steps", "2", "--images", "none", "--images", "depth+rgb",
+                            "--res", "32x24", "--json", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["images"], r["resolution"]) for r in rows] == [("none", None), ("depth+rgb", "32x24")]
+    assert "render_ms" not in rows[0] and rows[1]["frames_per_s"] > 0
+    # depth (7 B) and two colour cameras (7 B each) per pixel, plus the rays shared by the 2 worlds
+    pixels = 32 * 24
+    assert rows[1]["render_bytes_per_world"] == pytest.approx(21 * pixels + 3 * 24 * pixels / 2)

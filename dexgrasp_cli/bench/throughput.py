@@ -9,6 +9,7 @@ in the same run. Only figures from a GPU say anything absolute; CPU figures are 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -56,11 +57,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(device: torch.device, fn, repeats: int) -> float:
+def _timed(device: torch.device, calls: list) -> float:
+    """Seconds to run every zero-argument call in ``calls``, device work included."""
     _synchronize(device)
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
+    for call in calls:
+        call()
     _synchronize(device)
     return time.perf_counter() - t0
 
@@ -99,8 +101,7 @@ def run_throughput(
                 first_step_s = time.perf_counter() - t0
                 console.print(f"  first step (kernel compile or cache load): {first_step_s:.2f} s")
         console.print(f"  timing {steps} steps ...")
-        actions, step = iter(batch), env.step
-        elapsed = _timed(env.device, lambda: step(next(actions)), steps)
+        elapsed = _timed(env.device, [functools.partial(env.step, actions) for actions in batch])
         row = {
             "worlds": case.worlds,
             "images": case.images,
@@ -113,7 +114,7 @@ def run_throughput(
             "overflow_resets": env.overflow_resets,
         }
         if env.images is not None:
-            render_s = _timed(env.device, env.render, steps)
+            render_s = _timed(env.device, [env.render] * steps)
             row.update(
                 render_ms=1e3 * render_s / steps,
                 frames_per_s=case.worlds * steps / render_s,

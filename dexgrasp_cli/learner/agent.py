@@ -18,7 +18,7 @@ from rl_games.common.algo_observer import DefaultAlgoObserver
 from rl_games.common.tr_helpers import DefaultRewardsShaper
 
 from dexgrasp_cli.learner.networks import CRITIC, DEPTH_TEACHER, STATE_TEACHER, register_networks
-from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, apply_patches, check_ppo_config
+from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, apply_patches, check_model_name, check_ppo_config
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.vecenv import register
 
@@ -80,6 +80,7 @@ def rl_games_params(
 def build_agent(params: dict, vecenv, run_dir: Path) -> A2CAgent:
     """The PPO agent over ``vecenv`` (registered as ``ENV_NAME``); rl-games' TensorBoard writer goes
     to ``run_dir/summaries``."""
+    check_model_name(params["model"]["name"])
     register_networks()
     apply_patches()
     register(ENV_NAME, lambda **_: vecenv)
