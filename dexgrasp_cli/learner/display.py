@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
@@ -29,7 +27,6 @@ class TrainingDisplay:
         self.task = self.progress.add_task("train", total=total_iterations, completed=first_iteration)
         self.metrics: dict = {}
         self.live = Live(self._renderable(), console=console, refresh_per_second=4, transient=False)
-        self.started = time.perf_counter()
 
     def __enter__(self) -> TrainingDisplay:
         self.live.__enter__()

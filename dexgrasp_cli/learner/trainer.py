@@ -158,11 +158,10 @@ def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOption
     agent.init_tensors()
     agent.obs = agent.env_reset()
     agent.curr_frames = agent.batch_size_envs
-    first = agent.epoch_num
     metrics = {}
     title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if env.images else "") + f" -> {run_dir}"
     try:
-        with _StopRequest(console) as stop, TrainingDisplay(title, first, options.max_iterations, console) as display:
+        with _StopRequest(console) as stop, TrainingDisplay(title, agent.epoch_num, options.max_iterations, console) as display:
             while agent.epoch_num < options.max_iterations and not stop.requested:
                 metrics = _iteration(agent, vecenv, adr, observer)
                 episodes_total += metrics["episodes"]
