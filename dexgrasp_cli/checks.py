@@ -6,10 +6,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import typer
 
 from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
+from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.config import (
     TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
     split_overrides,
@@ -224,17 +223,8 @@ def check_output(path: Path | None) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Atomic write: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic write of ``data`` as indented JSON; NaN and infinity are refused, leaving no file."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def quiet_warp() -> None:

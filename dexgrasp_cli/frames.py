@@ -7,10 +7,8 @@ Everything renders on CPU through Agg without pyplot, so it works headless and l
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import matplotlib
 import numpy as np
@@ -20,6 +18,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
+
+from dexgrasp_cli.atomic import write_atomic
 
 # Near is bright yellow, far dark purple: closer reads brighter, and both ends stay distinct from black.
 DEPTH_CMAP = "viridis_r"
@@ -73,11 +73,11 @@ def save_frames(
     for row, world in enumerate(world_ids):
         for kind, images in columns.items():
             path = folder / f"step{step:05d}_world{world:04d}_{kind}.png"
-            _write_atomic(path, lambda file, image=images[row]: imsave(file, image, format="png"))
+            write_atomic(path, lambda file, image=images[row]: imsave(file, image, format="png"))
             written.append(path)
     overview = folder / f"step{step:05d}_overview.png"
     figure = _overview(world_ids, columns, depth_range)
-    _write_atomic(overview, lambda file: figure.savefig(file, format="png", dpi=DPI))
+    write_atomic(overview, lambda file: figure.savefig(file, format="png", dpi=DPI))
     written.append(overview)
     return written
 
@@ -112,14 +112,3 @@ def _overview(
         mappable = ScalarMappable(Normalize(*depth_range), matplotlib.colormaps[DEPTH_CMAP])
         figure.colorbar(mappable, ax=axes[:, 0], location="left", label="depth (m)")
     return figure
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temp file in the same folder and rename, so no one ever sees half a PNG."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -9,10 +9,11 @@ tensor or a plain Python value, so it loads with ``weights_only=True``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from dexgrasp_cli.atomic import write_atomic
 
 FORMAT_VERSION = 1
 DEXGRASP_KEY = "dexgrasp"
@@ -23,14 +24,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic save: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomic save: a reader never sees half a checkpoint, and a failed save keeps the old one."""
+    write_atomic(path, lambda file: torch.save(state, file))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:

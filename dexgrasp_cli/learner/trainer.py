@@ -27,6 +27,7 @@ import yaml
 from rich.console import Console
 from rl_games.common.algo_observer import AlgoObserver
 
+from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.learner.checkpoint import (
     DEXGRASP_KEY, FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
 )  # fmt: skip
@@ -129,7 +130,7 @@ def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOption
     run_dir = options.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolved_config(task, train, options)
-    _write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     env, vecenv, agent, params = build_training(task, train, options)
     observer = _RewardTermObserver()
     agent.algo_observer = observer
@@ -249,9 +250,3 @@ def _keep_newest(folder: Path, count: int) -> None:
     periodic = sorted(folder.glob("iter_*.pt"))
     for path in periodic[: max(0, len(periodic) - count)]:
         path.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
