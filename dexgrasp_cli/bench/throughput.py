@@ -19,6 +19,7 @@ from rich.table import Table
 
 from assets.objects import ObjectShape
 from tasks.dextrah.settings import TaskSettings
+from tasks.sim.mjwarp_backend import synchronize
 
 CPU_WORLDS = (16, 64)
 GPU_WORLDS = (1024, 4096, 8192)
@@ -49,21 +50,13 @@ def bench_cases(world_counts: list[int], modes: list[str], resolutions: list[str
     ]
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        import warp as wp
-
-        wp.synchronize_device(str(device))
-        torch.cuda.synchronize(device)
-
-
 def _timed(device: torch.device, calls: list) -> float:
     """Seconds to run every zero-argument call in ``calls``, device work included."""
-    _synchronize(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for call in calls:
         call()
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - t0
 
 
@@ -96,7 +89,7 @@ def run_throughput(
         for _ in range(WARMUP_STEPS):
             t0 = time.perf_counter()
             env.step(batch[0])
-            _synchronize(env.device)
+            synchronize(env.device)
             if first_step_s is None:
                 first_step_s = time.perf_counter() - t0
                 console.print(f"  first step (kernel compile or cache load): {first_step_s:.2f} s")

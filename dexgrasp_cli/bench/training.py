@@ -22,6 +22,7 @@ from rl_games.common.gym_compat import spaces
 
 from dexgrasp_cli.learner.settings import TrainSettings
 from tasks.dextrah.settings import TaskSettings
+from tasks.sim.mjwarp_backend import synchronize
 
 PROPRIO, CRITIC_BASE, NUM_ACTIONS = 102, 141, 23  # observation sizes (tasks/dextrah/env.py)
 FORMAT_VERSION = 1
@@ -79,8 +80,7 @@ def run_training_bench(
                 agent.update_epoch()
                 step_time, play_time, update_time, *_ = agent.train_epoch()
                 agent.dataset.update_values_dict(None)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize(device)
+                synchronize(env.device)
                 times.append((time.perf_counter() - start, play_time, update_time))
                 console.print(f"  iteration {i} ({'warm-up' if i == 0 else 'timed'}): {times[-1][0]:.2f} s")
             close_agent(agent)

@@ -57,22 +57,26 @@ class TrainOptions:
 
 
 class _RewardTermObserver(AlgoObserver):
-    """Sums each reward term over the env-steps of an iteration (rl-games hands us every step's infos)."""
+    """Sums each reward term over the env-steps of an iteration (rl-games hands us every step's infos).
+
+    The sums stay on the env's device, so a step costs no host synchronization; they are read once
+    per iteration.
+    """
 
     def __init__(self):
         super().__init__()
-        self.sums = {name: 0.0 for name in REWARD_TERMS}
+        self.sums: torch.Tensor | None = None  # (len(REWARD_TERMS),) float64
         self.steps = 0
 
     def process_infos(self, infos, done_indices):
-        for name, value in infos["reward_terms"].items():
-            self.sums[name] += float(value.sum())
+        terms = torch.stack([infos["reward_terms"][name].sum() for name in REWARD_TERMS]).double()
+        self.sums = terms if self.sums is None else self.sums + terms
         self.steps += len(infos["success"])
 
     def pop_means(self) -> dict[str, float]:
-        means = {name: total / max(1, self.steps) for name, total in self.sums.items()}
-        self.sums = dict.fromkeys(self.sums, 0.0)
-        self.steps = 0
+        sums = self.sums.tolist() if self.sums is not None else [0.0] * len(REWARD_TERMS)
+        means = {name: total / max(1, self.steps) for name, total in zip(REWARD_TERMS, sums)}
+        self.sums, self.steps = None, 0
         return means
 
 

@@ -57,6 +57,13 @@ def warp_device(device: str) -> str:
     return "cpu" if device == "cpu" else str(torch.device(device))
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the warp and torch work queued on ``device`` (a no-op on the CPU, which runs eagerly)."""
+    if device.type == "cuda":
+        wp.synchronize_device(str(device))
+        torch.cuda.synchronize(device)
+
+
 class MjwSim:
     """Batched physics over ``num_worlds`` worlds; world w holds object ``object_ids[w]``."""
 
