@@ -43,6 +43,10 @@ SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", metavar="KEY=VALUE", help="Override a yaml/task.yaml value, e.g. task.episode_length=200 (repeatable)."),
 ]
+TaskTrainSetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="Override yaml/task.yaml (task.*) or yaml/train.yaml (train.*); repeatable."),
+]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the worlds' random numbers.")]
 JsonOption = Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Also write the results to this JSON file (atomically).")]
@@ -86,16 +90,14 @@ def eval_command(
     else:
         settings = with_resolution(load_settings(overrides), res)
     level = resolve_adr_level(adr_level, settings, state)
-    images = ("depth", "rgb") if save_frames is not None else ()
-    if state is not None and state["dexgrasp"]["modality"] == "depth":
-        images = images or ("depth",)
-    if images or res is not None:
+    from dexgrasp_cli.evaluate import eval_images, eval_table, run_eval
+
+    images = eval_images(save_frames is not None, state)
+    if images or res is not None:  # a --res alone is checked as the frames it would render
         check_images_fit(settings, images or ("depth", "rgb"), num_envs, device)
     objects = user_objects(settings)
     check_output(json_path)
     check_folder("--save-frames", save_frames)
-
-    from dexgrasp_cli.evaluate import eval_table, run_eval
 
     quiet_warp()
     result = run_eval(
@@ -125,13 +127,10 @@ def train_teacher_command(
         Optional[Path], typer.Option(metavar="DIR", help="Run directory (default: runs/<modality>_<time>, or the resumed run's).")
     ] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="PATH", help="Continue from this checkpoint.")] = None,
-    overrides: Annotated[
-        Optional[list[str]],
-        typer.Option("--set", metavar="KEY=VALUE", help="Override yaml/task.yaml (task.*) or yaml/train.yaml (train.*); repeatable."),
-    ] = None,
+    overrides: TaskTrainSetOption = None,
 ) -> None:
     """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR."""
-    from dexgrasp_cli.learner.agent import MODALITIES
+    from dexgrasp_cli.learner.agent import MODALITIES, MODALITY_IMAGES
 
     if modality not in MODALITIES:
         raise UsageError(f"unknown --modality {modality!r}; accepted: {', '.join(MODALITIES)}")
@@ -150,8 +149,8 @@ def train_teacher_command(
             f"--run-dir {run_dir} already holds a run; continue it with --resume {run_dir / 'checkpoints' / 'last.pt'} "
             "or choose another --run-dir"
         )
-    if modality == "depth":
-        check_images_fit(task, ("depth",), num_envs, device)
+    if MODALITY_IMAGES[modality]:
+        check_images_fit(task, MODALITY_IMAGES[modality], num_envs, device)
     check_folder("--run-dir", run_dir)
 
     from dexgrasp_cli.learner.trainer import TrainOptions, train_teacher
@@ -227,10 +226,7 @@ def bench_train_command(
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
     json_path: JsonOption = None,
-    overrides: Annotated[
-        Optional[list[str]],
-        typer.Option("--set", metavar="KEY=VALUE", help="Override yaml/task.yaml (task.*) or yaml/train.yaml (train.*); repeatable."),
-    ] = None,
+    overrides: TaskTrainSetOption = None,
 ) -> None:
     """Training env-steps/s of the teachers (collection + update) and the experience buffer's bytes, fp16 vs fp32."""
     check_at_least_one("--num-envs", num_envs)

@@ -57,7 +57,7 @@ def run_eval(
     from tasks.dextrah.env import DextrahEnv
 
     modality = checkpoint["dexgrasp"]["modality"] if checkpoint is not None else None
-    images = ("depth", "rgb") if frames_dir is not None else ("depth",) if modality == "depth" else ()
+    images = eval_images(frames_dir is not None, checkpoint)
     env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects, images=images)
     env.adr.set_level(adr_level)
     obs = env.reset()  # start every episode under the requested ADR level
@@ -83,6 +83,17 @@ def run_eval(
         config=dataclasses.asdict(settings),
     )
     return result
+
+
+def eval_images(save_frames: bool, checkpoint: dict | None) -> tuple[str, ...]:
+    """What eval renders: every camera when frames are saved, else what the checkpoint's teacher sees."""
+    if save_frames:
+        return ("depth", "rgb")
+    if checkpoint is None:
+        return ()
+    from dexgrasp_cli.learner.agent import MODALITY_IMAGES
+
+    return MODALITY_IMAGES[checkpoint["dexgrasp"]["modality"]]
 
 
 def _policy(env, checkpoint: dict | None):

@@ -110,13 +110,13 @@ def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOpti
 
 def build_training(task: TaskSettings, train: TrainSettings, options: TrainOptions):
     """The env, its vecenv and the rl-games agent of a run, seeded; returns them and the params."""
-    from dexgrasp_cli.learner.agent import build_agent, rl_games_params
+    from dexgrasp_cli.learner.agent import MODALITY_IMAGES, build_agent, rl_games_params
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
     from tasks.dextrah.env import DextrahEnv
 
     torch.manual_seed(options.seed)
     device = torch.device(options.device)
-    images = ("depth",) if options.modality == "depth" else ()
+    images = MODALITY_IMAGES[options.modality]
     env = DextrahEnv(task, options.num_envs, device=options.device, seed=options.seed, images=images)
     vecenv = LocalVecEnv(env, options.modality, device)
     params = rl_games_params(train, options.modality, options.num_envs, device, options.max_iterations, vecenv.get_env_info())
