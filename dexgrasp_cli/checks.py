@@ -165,10 +165,17 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
 
 
 def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings) -> None:
-    """The checkpoint must be of the same modality (and, for depth, resolution) and networks as the run."""
+    """The checkpoint must be of the same modality (and, for depth, resolution), action space and
+    networks as the run."""
     meta = read_checkpoint(path)["dexgrasp"]
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
+    trained_space = meta["config"]["task"]["actions"]["space"]
+    if trained_space != task.actions.space:
+        raise UsageError(
+            f"--resume {path} acts in the {trained_space} action space; this run uses {task.actions.space} "
+            f"(--set task.actions.space={trained_space})"
+        )
     if modality == "depth" and meta["resolution"] != task.cameras.resolution:
         raise UsageError(
             f"--resume {path} was trained at {meta['resolution']}; this run is at {task.cameras.resolution} (use --res {meta['resolution']})"

@@ -141,7 +141,7 @@ def test_different_object_poses_give_different_images(env):
 def test_images_show_the_state_after_the_step(env):
     env.reset()  # objects dropped from 0.5 m: they fall during the step
     before = env.render()["depth"].clone()
-    obs = env.step(torch.zeros(env.num_envs, 23)).obs
+    obs = env.step(torch.zeros(env.num_envs, env.num_actions)).obs
     after = obs["depth"].clone()
     assert not torch.equal(after, before)
     assert torch.equal(env.render()["depth"], after)  # a fresh render of the current state
@@ -151,7 +151,7 @@ def test_images_show_the_state_after_the_step(env):
 def test_image_buffers_are_reused_every_step(env):
     first = {name: env.render()[name].data_ptr() for name in ("depth", "rgb")}
     renderer = (env.images.renderer.depth.data_ptr(), env.images.renderer.bgra.data_ptr())
-    obs = env.step(torch.zeros(env.num_envs, 23)).obs
+    obs = env.step(torch.zeros(env.num_envs, env.num_actions)).obs
     assert {name: obs[name].data_ptr() for name in first} == first
     assert (env.images.renderer.depth.data_ptr(), env.images.renderer.bgra.data_ptr()) == renderer
     env.reset()

@@ -5,12 +5,13 @@ import dataclasses
 import torch
 
 from assets.objects import procedural_objects
+from tasks.dextrah.actions import NUM_ACTIONS
 from tasks.dextrah.env import DextrahEnv
 
 
-def _random_actions(num_envs: int, steps: int, seed: int) -> torch.Tensor:
+def _random_actions(settings, num_envs: int, steps: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return torch.rand(steps, num_envs, 23, generator=gen) * 2 - 1
+    return torch.rand(steps, num_envs, NUM_ACTIONS[settings.actions.space], generator=gen) * 2 - 1
 
 
 def _rollout(env: DextrahEnv, actions: torch.Tensor) -> torch.Tensor:
@@ -23,9 +24,9 @@ def _rollout(env: DextrahEnv, actions: torch.Tensor) -> torch.Tensor:
 
 def test_observation_and_reward_shapes(settings):
     env = DextrahEnv(settings, num_envs=4)
-    k = env.num_objects
-    assert env.observation_shapes() == {"proprio": (102,), "state": (10 + k,), "critic": (141 + k,), "object_pos": (3,)}
-    result = env.step(torch.zeros(4, 23))
+    k, a = env.num_objects, env.num_actions
+    assert env.observation_shapes() == {"proprio": (79 + a,), "state": (10 + k,), "critic": (118 + a + k,), "object_pos": (3,)}
+    result = env.step(torch.zeros(4, env.num_actions))
     assert result.reward.shape == (4,)
     assert set(result.info["reward_terms"]) == {"reach", "goal", "lift", "curl"}
     total = torch.stack(list(result.info["reward_terms"].values())).sum(0)
@@ -36,7 +37,7 @@ def test_1000_random_steps_stay_finite(settings):
     env = DextrahEnv(settings, num_envs=16)
     env.adr.set_level(50)
     env.reset()
-    for a in _random_actions(16, 1000, seed=1):
+    for a in _random_actions(settings, 16, 1000, seed=1):
         result = env.step(a)
         for name, value in result.obs.items():
             assert torch.isfinite(value).all(), name
@@ -48,7 +49,7 @@ def test_overflowing_worlds_are_reset_and_counted(settings):
     tiny = dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, njmax=8))
     env = DextrahEnv(tiny, num_envs=4)
     overflowed = 0
-    for a in _random_actions(4, 60, seed=2):
+    for a in _random_actions(settings, 4, 60, seed=2):
         result = env.step(a)
         overflowed += int(result.info["overflow"].sum())
         assert not (result.info["overflow"] & ~result.truncated).any(), "an overflow must end the episode"
@@ -59,7 +60,7 @@ def test_overflowing_worlds_are_reset_and_counted(settings):
 
 
 def test_same_seed_same_trajectory_and_different_seeds_differ(settings):
-    actions = _random_actions(4, 30, seed=3)
+    actions = _random_actions(settings, 4, 30, seed=3)
     runs = []
     for seed in (7, 7, 8):
         env = DextrahEnv(settings, num_envs=4, seed=seed)
@@ -71,7 +72,7 @@ def test_same_seed_same_trajectory_and_different_seeds_differ(settings):
 
 
 def test_worlds_of_a_large_env_equal_a_small_env_with_offset(settings):
-    actions = _random_actions(8, 40, seed=4)
+    actions = _random_actions(settings, 8, 40, seed=4)
     big = DextrahEnv(settings, num_envs=8, seed=5)
     small = DextrahEnv(settings, num_envs=3, seed=5, env_offset=2)
     for env in (big, small):

@@ -15,6 +15,7 @@ from torch import nn
 
 from dexgrasp_cli.learner import patches
 from dexgrasp_cli.learner.vecenv import LocalVecEnv, register
+from tasks.dextrah.actions import NUM_ACTIONS
 from tasks.dextrah.env import DextrahEnv
 
 NUM_ENVS, EPISODE = 4, 5  # short episodes, so a test sees them end
@@ -36,27 +37,28 @@ def state_env(short_settings):
 
 
 def _actions(seed: int) -> torch.Tensor:
-    return torch.rand(NUM_ENVS, 23, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return torch.rand(NUM_ENVS, NUM_ACTIONS["palm_pose"], generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 def test_depth_teacher_spaces(depth_env):
     info = LocalVecEnv(depth_env, "depth", "cpu").get_env_info()
-    k = depth_env.num_objects
+    k, a = depth_env.num_objects, depth_env.num_actions
+    assert a == 22  # the default action space is the palm pose
     obs = info["observation_space"].spaces
     assert list(obs) == ["depth", "proprio"]
     assert (obs["depth"].shape, obs["depth"].dtype) == ((1, 24, 32), np.float16)
     assert (obs["depth"].low.min(), obs["depth"].high.max()) == (0.0, np.float16(1.3))
-    assert (obs["proprio"].shape, obs["proprio"].dtype) == ((102,), np.float32)
+    assert (obs["proprio"].shape, obs["proprio"].dtype) == ((79 + a,), np.float32)
     assert np.isinf(obs["proprio"].low).all() and np.isinf(obs["proprio"].high).all()
-    assert info["state_space"].shape == (141 + k,)
-    assert (info["action_space"].shape, info["action_space"].low.min(), info["action_space"].high.max()) == ((23,), -1, 1)
+    assert info["state_space"].shape == (118 + a + k,)
+    assert (info["action_space"].shape, info["action_space"].low.min(), info["action_space"].high.max()) == ((a,), -1, 1)
     assert (info["agents"], info["value_size"]) == (1, 1)
 
 
 def test_state_teacher_spaces_and_refusals(state_env):
     info = LocalVecEnv(state_env, "state", "cpu").get_env_info()
     assert {key: space.shape for key, space in info["observation_space"].spaces.items()} == {
-        "proprio": (102,), "state": (10 + state_env.num_objects,)}  # fmt: skip
+        "proprio": (79 + state_env.num_actions,), "state": (10 + state_env.num_objects,)}  # fmt: skip
     with pytest.raises(ValueError, match=r"the depth teacher needs an env built with images=\('depth',\)"):
         LocalVecEnv(state_env, "depth", "cpu")
     with pytest.raises(ValueError, match="unknown modality 'rgb'; accepted: depth, state"):
@@ -202,7 +204,7 @@ def test_rl_games_trains_an_epoch_over_it(depth_env, tmp_path):
     a_losses = agent.train_epoch()[4]
     buffers = agent.experience_buffer.tensor_dict
     assert buffers["obses"]["depth"].dtype == torch.float16
-    assert buffers["states"].shape == (4, NUM_ENVS, 141 + depth_env.num_objects)
+    assert buffers["states"].shape == (4, NUM_ENVS, 118 + depth_env.num_actions + depth_env.num_objects)
     assert buffers["obses"]["depth"].abs().sum() > 0, "depth images reached the buffer"
     assert all(torch.isfinite(loss).all() for loss in a_losses)
     patches.close_agent(agent)

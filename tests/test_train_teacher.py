@@ -121,7 +121,7 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
         key: spaces.Box(-np.inf, np.inf, tuple(shape), dtype=np.float16 if key == "depth" else np.float32)
         for key, shape in policy["input_shape"].items()
     })  # fmt: skip
-    env_info = {"observation_space": observation_space, "action_space": spaces.Box(-1, 1, (23,)), "agents": 1}
+    env_info = {"observation_space": observation_space, "action_space": spaces.Box(-1, 1, (policy["actions_num"],)), "agents": 1}
     from rl_games.algos_torch import model_builder
 
     params = {"algo": {"name": "a2c_continuous"}, "model": {"name": ACCEPTED_MODEL}, "network": policy["network"]}
@@ -145,8 +145,9 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
     (["--modality", "state"], "depth teacher"),
     (["--res", "64x48"], "32x24"),
     (["--set", "train.networks.critic.lstm_units=32"], "train.networks.critic"),
+    (["--set", "task.actions.space=joint_deltas"], "task.actions.space=palm_pose"),
 ])  # fmt: skip
-def test_resume_refuses_another_modality_or_resolution(depth_run, extra, names, capsys, monkeypatch):
+def test_resume_refuses_another_modality_resolution_action_space_or_network(depth_run, extra, names, capsys, monkeypatch):
     monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
     args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--resume",
             str(depth_run / "checkpoints" / "last.pt"), *TINY_ARGS, *extra]  # fmt: skip
@@ -169,8 +170,8 @@ def test_buffer_bytes_differ_by_exactly_the_depth_halving():
     from dexgrasp_cli.bench.training import experience_buffer_bytes
 
     n, t, w, h = 64, 16, 160, 120
-    fp16 = experience_buffer_bytes(n, t, w, h, np.float16, 120)
-    fp32 = experience_buffer_bytes(n, t, w, h, np.float32, 120)
+    fp16 = experience_buffer_bytes(n, t, w, h, np.float16, 120, 23)
+    fp32 = experience_buffer_bytes(n, t, w, h, np.float32, 120, 23)
     assert fp32 - fp16 == n * t * w * h * 2  # depth is the only float16 tensor
     assert fp16 > n * t * w * h * 2  # and the buffer holds it, plus the rest
 

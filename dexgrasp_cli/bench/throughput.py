@@ -70,7 +70,7 @@ def run_throughput(
     console: Console | None = None,
 ) -> dict:
     """Time every case; see the module docstring."""
-    from tasks.dextrah.env import NUM_JOINTS, DextrahEnv
+    from tasks.dextrah.env import DextrahEnv
 
     console = console or Console(stderr=True)
     rows = []
@@ -85,7 +85,7 @@ def run_throughput(
         )
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device=env.device).manual_seed(seed)
-        batch = [torch.rand(case.worlds, NUM_JOINTS, generator=gen, device=env.device) * 2 - 1 for _ in range(steps)]
+        batch = [torch.rand(case.worlds, env.num_actions, generator=gen, device=env.device) * 2 - 1 for _ in range(steps)]
         for _ in range(WARMUP_STEPS):
             t0 = time.perf_counter()
             env.step(batch[0])

@@ -65,7 +65,7 @@ class LocalVecEnv(IVecEnv):
             raise ValueError(f"the {modality} teacher needs an env built with images=({missing[0]!r},)")
         self.observation_space = spaces.Dict({key: _box(key, sample[key], env) for key in self.policy_keys})
         self.state_space = _box("critic", sample["critic"], env)
-        self.action_space = spaces.Box(-1.0, 1.0, tuple(env.action_scale.shape), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (env.num_actions,), dtype=np.float32)
         self._slots = [self._allocate(sample) for _ in range(2)]
         self._next_slot = 0
         self._episodes: dict[str, list[torch.Tensor]] = defaultdict(list)

@@ -15,6 +15,7 @@ import torch
 
 from assets.objects import ObjectShape, mesh_folder_objects, procedural_objects
 from tasks.dextrah import rng
+from tasks.dextrah.actions import NUM_ARM_JOINTS, NUM_JOINTS, make_action_space
 from tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
 from tasks.dextrah.cameras import camera_specs
 from tasks.dextrah.images import ImageObservations, check_image_kinds
@@ -27,8 +28,6 @@ from tasks.dextrah.visual_randomization import VisualRandomizer
 from tasks.sim.mjwarp_backend import MjwSim
 from tasks.sim.scene import build_scene
 
-NUM_ARM_JOINTS = 7
-NUM_JOINTS = 23
 HAND_POINT_SITES = ("palm_center", "index_tip", "middle_tip", "ring_tip", "thumb_tip")
 _OBJ_QPOS = slice(NUM_JOINTS, NUM_JOINTS + 7)  # free joint: position then (w, x, y, z)
 _OBJ_QVEL = slice(NUM_JOINTS, NUM_JOINTS + 6)  # free joint: linear (world) then angular (body)
@@ -93,11 +92,8 @@ class DextrahEnv:
         home = list(settings.home_arm) + list(settings.home_finger) * 3 + list(settings.home_thumb)
         self.home = torch.tensor(home, dtype=f32, device=dev)
         self.curl_pose = torch.cat([torch.zeros(12, device=dev), self.home[-4:]])
-        self.action_scale = torch.tensor(
-            [settings.arm_action_scale] * NUM_ARM_JOINTS
-            + [settings.hand_action_scale] * (NUM_JOINTS - NUM_ARM_JOINTS),
-            dtype=f32, device=dev,
-        )  # fmt: skip
+        self.action_space = make_action_space(self, settings.actions)
+        self.num_actions = self.action_space.num_actions
         self.goal = torch.tensor(settings.goal, dtype=f32, device=dev)
         self.hand_point_sites = [mjm.site(name).id for name in HAND_POINT_SITES]
         self.palm_body = mjm.body("palm").id
@@ -116,7 +112,7 @@ class DextrahEnv:
         self.episode_index = torch.full((n,), -1, dtype=torch.long, device=dev)
         self.episode_step = zeros(n, dtype=torch.long)
         self.targets = zeros(n, NUM_JOINTS)
-        self.last_action = zeros(n, NUM_JOINTS)
+        self.last_action = zeros(n, self.num_actions)
         self.prev_points = zeros(n, len(HAND_POINT_SITES), 3)
         self.noise_width = {key: zeros(n, 1) for key in _NOISE_KINDS}
         self.noise_bias = {key: zeros(n, size) for key, (_, size) in _NOISE_KINDS.items()}
@@ -222,10 +218,12 @@ class DextrahEnv:
 
     # ------------------------------------------------------------------ step
     def step(self, actions: torch.Tensor) -> StepResult:
-        """Apply (N, 23) relative joint-target actions in [-1, 1] for one policy step."""
+        """Apply (N, num_actions) actions in [-1, 1] (see tasks/dextrah/actions.py) for one policy step."""
         s = self.settings
+        if tuple(actions.shape) != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions must be ({self.num_envs}, {self.num_actions}) for {s.actions.space}, got {tuple(actions.shape)}")
         actions = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        self.targets = (self.targets + self.action_scale * actions).clamp(self.joint_low, self.joint_high)
+        self.targets = self.action_space.targets(self, actions)
         self.sim.ctrl[:] = self.targets
         self.last_action = actions
         self._apply_disturbance()

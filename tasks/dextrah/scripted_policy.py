@@ -3,7 +3,9 @@
 It reads the exact object pose (it is a baseline and a test instrument, not a learner) and
 drives the arm with damped least-squares inverse kinematics on the palm's Jacobian. The hand
 pinches the object between the thumb and the fingers, across the object's narrowest horizontal
-direction among those the wrist can reach. Its output is the env's own action: relative joint targets in [-1, 1].
+direction among those the wrist can reach. It speaks either action space of the env: joint deltas
+from its own IK step, or the palm pose it wants (one capped step ahead, as it moves the palm no
+faster than that) with absolute hand targets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 
 import torch
 
+from tasks.dextrah import palm_ik
+from tasks.dextrah.actions import PalmPoseActions
 from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
 
 # Phase boundaries in policy steps (60 Hz): approach above, descend, close, then lift.
@@ -22,8 +26,6 @@ THUMB_CLEARANCE = 0.0  # m along the fingers from the palm centre to the object'
 MIN_PALM_HEIGHT = 0.08  # m above the table, so the swept-back thumb clears it
 MAX_PALM_ERROR = 0.1  # m of position error acted on at once, which caps the palm's speed
 MAX_LIFT_ERROR = 0.04  # the same while carrying the object, so it is not shaken loose
-DAMPING = 0.1  # damped least-squares regularisation
-LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked
 # Finger directions tried, as yaw offsets from the home pose's. The hand is mounted with its palm
 # normal across the flange axis, so a palm-down hand can only turn so far: with the object at
 # the spawn point, offsets 0 to +60 degrees converged and the rest ran into wrist limits.
@@ -69,7 +71,7 @@ class ScriptedGraspPolicy:
         return dirs[best], half_width
 
     def __call__(self) -> torch.Tensor:
-        """(N, 23) actions for the current state of every world."""
+        """(N, env.num_actions) actions for the current state of every world."""
         env = self.env
         step = env.episode_step
         rot, centre = self._object_frame()
@@ -89,35 +91,21 @@ class ScriptedGraspPolicy:
         down = torch.tensor([0.0, 0.0, -1.0], device=env.device).expand_as(fingers)
         wanted = torch.stack([fingers, torch.cross(down, fingers, dim=-1), down], dim=-1)
         reach = torch.where(step < LIFT_AT, MAX_PALM_ERROR, MAX_LIFT_ERROR)
-        arm = self._arm_actions(palm, target, wanted, reach)
         hand_goal = torch.where((step < CLOSE_AT)[:, None], self.open_hand, self.closed_hand)
-        hand = (hand_goal - env.targets[:, NUM_ARM_JOINTS:]) / env.action_scale[NUM_ARM_JOINTS:]
+        if isinstance(env.action_space, PalmPoseActions):
+            return env.action_space.actions_for(env, palm + palm_ik.capped(target - palm, reach), wanted, hand_goal)
+        arm = self._arm_actions(palm, target, wanted, reach)
+        hand = (hand_goal - env.targets[:, NUM_ARM_JOINTS:]) / env.action_space.scale[NUM_ARM_JOINTS:]
         return torch.cat([arm, hand], dim=-1).clamp(-1.0, 1.0)
 
     def _arm_actions(
         self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor, reach: torch.Tensor
     ) -> torch.Tensor:
-        env = self.env
-        error_pos = target - palm
-        error_pos = error_pos * (reach / torch.maximum(error_pos.norm(dim=-1), reach))[:, None]
+        env, arm = self.env, NUM_ARM_JOINTS
         current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
-        error_rot = 0.5 * torch.cross(current, wanted, dim=1).sum(-1)
-        error = torch.cat([error_pos, error_rot.clamp(-0.5, 0.5)], dim=-1)
-        jac = env.sim.jacobian(env.palm_body, palm)[:, :, :NUM_ARM_JOINTS]
-        q = env.sim.qpos[:, :NUM_ARM_JOINTS]
-        dq = _damped_least_squares(jac, error)
-        # Joints pressed against a limit cannot help: solve again without them.
-        low, high = env.joint_low[:NUM_ARM_JOINTS], env.joint_high[:NUM_ARM_JOINTS]
-        blocked = ((q <= low + LIMIT_MARGIN) & (dq < 0)) | ((q >= high - LIMIT_MARGIN) & (dq > 0))
-        dq = _damped_least_squares(jac * ~blocked[:, None, :], error)
-        # Target = measured joints + the IK step: with the drive's damping this makes the palm
-        # approach its target like a first-order system (speed about kp / kv times the error).
-        q_wanted = q + dq
-        return (q_wanted - env.targets[:, :NUM_ARM_JOINTS]) / env.action_scale[:NUM_ARM_JOINTS]
-
-
-def _damped_least_squares(jac: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
-    """(N, 7) joint step that best reduces the (N, 6) pose error through (N, 6, 7) Jacobians."""
-    eye = torch.eye(jac.shape[1], device=jac.device)
-    gram = jac @ jac.transpose(1, 2) + DAMPING**2 * eye
-    return (jac.transpose(1, 2) @ torch.linalg.solve(gram, error[..., None]))[..., 0]
+        q_wanted = palm_ik.arm_joint_targets(
+            env.sim.jacobian(env.palm_body, palm)[:, :, :arm], env.sim.qpos[:, :arm],
+            env.joint_low[:arm], env.joint_high[:arm],
+            target - palm, palm_ik.rotation_error(current, wanted), reach,
+        )  # fmt: skip
+        return (q_wanted - env.targets[:, :arm]) / env.action_space.scale[:arm]

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from tasks.dextrah.actions import ActionSettings
 from tasks.dextrah.adr import ADRSettings
 from tasks.dextrah.depth_noise import DepthNoiseSettings
 from tasks.sim.mjwarp_backend import SimSettings
@@ -106,10 +107,7 @@ class TaskSettings:
     """Physics steps per policy step."""
     episode_length: int
     """Policy steps before a timeout."""
-    arm_action_scale: float
-    """Radians of arm joint target change per policy step at action 1."""
-    hand_action_scale: float
-    """Radians of hand joint target change per policy step at action 1."""
+    actions: ActionSettings
     home_arm: tuple[float, ...]
     """Arm joint positions at reset."""
     home_finger: tuple[float, ...]

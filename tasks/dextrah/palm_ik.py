@@ -1,0 +1,56 @@
+"""Damped least-squares inverse kinematics of the palm: arm joint targets that move it toward a pose.
+
+Both the DextrAH palm-pose action space and the scripted grasp drive the arm this way, once per
+policy step: target = measured joints + one IK step. With the joint drives' damping the palm then
+approaches its target like a first-order system, at a speed set by the capped error.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DAMPING = 0.1  # damped least-squares regularisation
+LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked
+MAX_ROTATION_ERROR = 0.5  # rad per axis acted on at once
+
+
+def capped(error: torch.Tensor, max_norm: float | torch.Tensor) -> torch.Tensor:
+    """(N, 3) errors shortened to at most ``max_norm`` (a float or an (N,) tensor)."""
+    max_norm = torch.as_tensor(max_norm, dtype=error.dtype, device=error.device)
+    return error * (max_norm / torch.maximum(error.norm(dim=-1), max_norm))[..., None]
+
+
+def rotation_error(current: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """(N, 3) small-angle rotation taking (N, 3, 3) ``current`` toward ``wanted``, world frame."""
+    return 0.5 * torch.cross(current, wanted, dim=1).sum(-1)
+
+
+def arm_joint_targets(
+    jacobian: torch.Tensor,
+    q: torch.Tensor,
+    joint_low: torch.Tensor,
+    joint_high: torch.Tensor,
+    position_error: torch.Tensor,
+    rotation_error: torch.Tensor,
+    max_position_error: float | torch.Tensor,
+) -> torch.Tensor:
+    """(N, A) arm joint targets one IK step from the measured joints ``q``.
+
+    jacobian: (N, 6, A) of the palm point over the arm joints; position_error (N, 3) is capped at
+    ``max_position_error`` metres (a float or an (N,) tensor), which caps the palm's speed.
+    """
+    error = torch.cat([
+        capped(position_error, max_position_error), rotation_error.clamp(-MAX_ROTATION_ERROR, MAX_ROTATION_ERROR),
+    ], dim=-1)  # fmt: skip
+    dq = _damped_least_squares(jacobian, error)
+    # Joints pressed against a limit cannot help: solve again without them.
+    blocked = ((q <= joint_low + LIMIT_MARGIN) & (dq < 0)) | ((q >= joint_high - LIMIT_MARGIN) & (dq > 0))
+    dq = _damped_least_squares(jacobian * ~blocked[:, None, :], error)
+    return q + dq
+
+
+def _damped_least_squares(jac: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+    """(N, A) joint step that best reduces the (N, 6) pose error through (N, 6, A) Jacobians."""
+    eye = torch.eye(jac.shape[1], device=jac.device)
+    gram = jac @ jac.transpose(1, 2) + DAMPING**2 * eye
+    return (jac.transpose(1, 2) @ torch.linalg.solve(gram, error[..., None]))[..., 0]

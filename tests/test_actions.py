@@ -1,0 +1,85 @@
+"""The two action spaces: joint deltas, and DextrAH's palm pose reached by IK (tasks/dextrah/actions.py)."""
+
+import dataclasses
+import math
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
+from tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
+
+
+def _with_space(settings, space: str):
+    return dataclasses.replace(settings, actions=dataclasses.replace(settings.actions, space=space))
+
+
+def test_euler_zyx_matches_mujoco():
+    angles = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    ours = euler_zyx_to_matrix(angles).numpy()
+    for i in range(8):
+        quat, expected = np.zeros(4), np.zeros(9)
+        mujoco.mju_euler2Quat(quat, angles[i].numpy(), "zyx")  # lower case: intrinsic
+        mujoco.mju_quat2Mat(expected, quat)
+        np.testing.assert_allclose(ours[i], expected.reshape(3, 3), atol=1e-12)
+    pitch_in_range = angles.clone()
+    pitch_in_range[:, 1] = pitch_in_range[:, 1].clamp(-1.5, 1.5)
+    back = euler_zyx_to_matrix(matrix_to_euler_zyx(euler_zyx_to_matrix(pitch_in_range)))
+    torch.testing.assert_close(back, euler_zyx_to_matrix(pitch_in_range))
+
+
+def test_joint_deltas_move_each_target_by_its_scale(settings):
+    env = DextrahEnv(_with_space(settings, "joint_deltas"), num_envs=2)
+    before = env.targets.clone()
+    actions = torch.linspace(-1, 1, env.num_actions).expand(2, -1)
+    env.step(actions)
+    scale = [settings.actions.arm_delta_scale] * NUM_ARM_JOINTS + [settings.actions.hand_delta_scale] * 16
+    expected = (before + torch.tensor(scale) * actions).clamp(env.joint_low, env.joint_high)
+    torch.testing.assert_close(env.targets, expected)
+
+
+@pytest.fixture(scope="module")
+def palm_env(settings):
+    return DextrahEnv(_with_space(settings, "palm_pose"), num_envs=2)
+
+
+def test_palm_pose_reaches_the_pose_its_bounds_give(palm_env, settings):
+    """Action 0 is the middle of the bounds; a second world aims elsewhere, clear of the object."""
+    env, bounds = palm_env, settings.actions
+    env.reset()
+    actions = torch.zeros(2, env.num_actions)
+    actions[1, :6] = torch.tensor([0.3, -0.2, 0.4, 0.3, -0.2, 0.1])
+    for _ in range(120):
+        env.step(actions)
+    low, high = torch.tensor(bounds.palm_position_low), torch.tensor(bounds.palm_position_high)
+    want_position = low + (actions[:, :3] + 1) / 2 * (high - low)
+    want_angles = torch.tensor(bounds.palm_euler_centre_deg) * math.pi / 180 + actions[:, 3:6] * math.radians(45)
+    torch.testing.assert_close(env.hand_points()[:, 0], want_position, atol=0.015, rtol=0)
+    relative = euler_zyx_to_matrix(want_angles).transpose(1, 2) @ env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
+    angle = torch.arccos(((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
+    assert (angle < math.radians(4)).all(), angle
+
+
+def test_palm_pose_hand_actions_span_the_joint_limits(palm_env):
+    env = palm_env
+    for end, limit in ((-1.0, env.joint_low), (1.0, env.joint_high)):
+        env.step(torch.cat([torch.zeros(2, 6), torch.full((2, 16), end)], dim=-1))
+        torch.testing.assert_close(env.targets[:, NUM_ARM_JOINTS:], limit[NUM_ARM_JOINTS:].expand(2, -1))
+    assert env.observation_shapes()["proprio"] == (102 - 23 + env.num_actions,)
+
+
+def test_palm_pose_actions_for_inverts_the_mapping(palm_env):
+    """What the scripted grasp asks for is what the env's mapping gives back."""
+    env = palm_env
+    actions = torch.rand(2, env.num_actions, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    position, rotation = env.action_space.palm_targets(actions)
+    hand = env.action_space.targets(env, actions)[:, NUM_ARM_JOINTS:]
+    torch.testing.assert_close(env.action_space.actions_for(env, position, rotation, hand), actions, atol=1e-5, rtol=0)
+
+
+
+def test_actions_of_the_other_space_are_refused(palm_env):
+    with pytest.raises(ValueError, match=r"actions must be \(2, 22\) for palm_pose, got \(2, 23\)"):
+        palm_env.step(torch.zeros(2, 23))
