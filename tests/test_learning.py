@@ -6,7 +6,8 @@ hand (its curve is in metrics.jsonl):
     dexgrasp train-teacher --modality state --num-envs 64 --max-iterations 1000 --run-dir runs/learning \\
         --set train.networks.state.lstm_units=128 --set train.networks.state.mlp=[128,128] \\
         --set train.networks.critic.lstm_units=128 --set train.networks.critic.mlp=[128,128] \\
-        --set train.ppo.learning_rate=3e-4
+        --set train.ppo.learning_rate=3e-4 --set train.ppo.gamma=0.99 \\
+        --set train.networks.state.initial_log_std=-1.0
 
 After 14 minutes the test sends SIGTERM, which also checks that a stop saves ``last.pt``.
 """
@@ -27,7 +28,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_STATE_TEACHER = [
     "train.networks.state.lstm_units=128", "train.networks.state.mlp=[128,128]",
     "train.networks.critic.lstm_units=128", "train.networks.critic.mlp=[128,128]",
-    "train.ppo.learning_rate=3e-4",
+    "train.ppo.learning_rate=3e-4", "train.ppo.gamma=0.99",
+    # Absolute palm-pose actions: a standard deviation of 1 would throw the palm target across the
+    # whole workspace every step.
+    "train.networks.state.initial_log_std=-1.0",
 ]  # fmt: skip
 BUDGET_S = 14 * 60
 

@@ -104,16 +104,9 @@ class PalmPoseActions:
         return torch.cat([position_action, turn / self.euler_half_range, hand_action], dim=-1).clamp(-1.0, 1.0)
 
     def targets(self, env: DextrahEnv, actions: torch.Tensor) -> torch.Tensor:
-        arm = NUM_ARM_JOINTS
         position, rotation = self.palm_targets(actions)
-        palm = env.hand_points()[:, 0]
-        current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
-        arm_targets = palm_ik.arm_joint_targets(
-            env.sim.jacobian(env.palm_body, palm)[:, :, :arm], env.sim.qpos[:, :arm],
-            env.joint_low[:arm], env.joint_high[:arm],
-            position - palm, palm_ik.rotation_error(current, rotation), self.max_step,
-        )  # fmt: skip
-        low, high = env.joint_low[arm:], env.joint_high[arm:]
+        arm_targets = palm_ik.arm_joint_targets(env, NUM_ARM_JOINTS, position, rotation, self.max_step)
+        low, high = env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:]
         hand_targets = low + 0.5 * (actions[:, PALM_POSE_ACTIONS:] + 1.0) * (high - low)
         return torch.cat([arm_targets, hand_targets], dim=-1).clamp(env.joint_low, env.joint_high)
 

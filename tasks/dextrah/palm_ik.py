@@ -7,7 +7,12 @@ approaches its target like a first-order system, at a speed set by the capped er
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from tasks.dextrah.env import DextrahEnv
 
 DAMPING = 0.1  # damped least-squares regularisation
 LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked
@@ -26,25 +31,24 @@ def rotation_error(current: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
 
 
 def arm_joint_targets(
-    jacobian: torch.Tensor,
-    q: torch.Tensor,
-    joint_low: torch.Tensor,
-    joint_high: torch.Tensor,
-    position_error: torch.Tensor,
-    rotation_error: torch.Tensor,
+    env: DextrahEnv, num_arm_joints: int, position: torch.Tensor, rotation: torch.Tensor,
     max_position_error: float | torch.Tensor,
-) -> torch.Tensor:
-    """(N, A) arm joint targets one IK step from the measured joints ``q``.
-
-    jacobian: (N, 6, A) of the palm point over the arm joints; position_error (N, 3) is capped at
-    ``max_position_error`` metres (a float or an (N,) tensor), which caps the palm's speed.
-    """
+) -> torch.Tensor:  # fmt: skip
+    """(N, num_arm_joints) arm joint targets one IK step from the measured joints toward the palm
+    pose: (N, 3) position and (N, 3, 3) rotation in the robot base frame. The position error is
+    capped at ``max_position_error`` metres (a float or an (N,) tensor), which caps the palm's speed."""
+    arm = slice(0, num_arm_joints)
+    palm = env.hand_points()[:, 0]
+    current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
     error = torch.cat([
-        capped(position_error, max_position_error), rotation_error.clamp(-MAX_ROTATION_ERROR, MAX_ROTATION_ERROR),
+        capped(position - palm, max_position_error),
+        rotation_error(current, rotation).clamp(-MAX_ROTATION_ERROR, MAX_ROTATION_ERROR),
     ], dim=-1)  # fmt: skip
+    jacobian, q = env.sim.jacobian(env.palm_body, palm)[:, :, arm], env.sim.qpos[:, arm]
     dq = _damped_least_squares(jacobian, error)
     # Joints pressed against a limit cannot help: solve again without them.
-    blocked = ((q <= joint_low + LIMIT_MARGIN) & (dq < 0)) | ((q >= joint_high - LIMIT_MARGIN) & (dq > 0))
+    low, high = env.joint_low[arm], env.joint_high[arm]
+    blocked = ((q <= low + LIMIT_MARGIN) & (dq < 0)) | ((q >= high - LIMIT_MARGIN) & (dq > 0))
     dq = _damped_least_squares(jacobian * ~blocked[:, None, :], error)
     return q + dq
 

@@ -94,18 +94,6 @@ class ScriptedGraspPolicy:
         hand_goal = torch.where((step < CLOSE_AT)[:, None], self.open_hand, self.closed_hand)
         if isinstance(env.action_space, PalmPoseActions):
             return env.action_space.actions_for(env, palm + palm_ik.capped(target - palm, reach), wanted, hand_goal)
-        arm = self._arm_actions(palm, target, wanted, reach)
-        hand = (hand_goal - env.targets[:, NUM_ARM_JOINTS:]) / env.action_space.scale[NUM_ARM_JOINTS:]
-        return torch.cat([arm, hand], dim=-1).clamp(-1.0, 1.0)
-
-    def _arm_actions(
-        self, palm: torch.Tensor, target: torch.Tensor, wanted: torch.Tensor, reach: torch.Tensor
-    ) -> torch.Tensor:
-        env, arm = self.env, NUM_ARM_JOINTS
-        current = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
-        q_wanted = palm_ik.arm_joint_targets(
-            env.sim.jacobian(env.palm_body, palm)[:, :, :arm], env.sim.qpos[:, :arm],
-            env.joint_low[:arm], env.joint_high[:arm],
-            target - palm, palm_ik.rotation_error(current, wanted), reach,
-        )  # fmt: skip
-        return (q_wanted - env.targets[:, :arm]) / env.action_space.scale[:arm]
+        arm = palm_ik.arm_joint_targets(env, NUM_ARM_JOINTS, target, wanted, reach) - env.targets[:, :NUM_ARM_JOINTS]
+        hand = hand_goal - env.targets[:, NUM_ARM_JOINTS:]
+        return (torch.cat([arm, hand], dim=-1) / env.action_space.scale).clamp(-1.0, 1.0)
