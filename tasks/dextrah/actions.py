@@ -80,14 +80,14 @@ class PalmPoseActions:
         dev = env.device
         self.position_low = torch.tensor(settings.palm_position_low, device=dev)
         self.position_high = torch.tensor(settings.palm_position_high, device=dev)
-        self.euler_centre = torch.tensor(settings.palm_euler_centre_deg, device=dev) * (math.pi / 180)
+        self.euler_centre = torch.deg2rad(torch.tensor(settings.palm_euler_centre_deg, device=dev))
         self.euler_half_range = math.radians(settings.palm_euler_half_range_deg)
         self.max_step = settings.palm_max_step
         self.num_actions = NUM_ACTIONS["palm_pose"]
 
     def palm_targets(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3) palm position and (N, 3, 3) orientation targets of (N, num_actions) actions."""
-        position = self.position_low + 0.5 * (actions[:, :3] + 1.0) * (self.position_high - self.position_low)
+        position = _from_unit(actions[:, :3], self.position_low, self.position_high)
         rotation = euler_zyx_to_matrix(self.euler_centre + self.euler_half_range * actions[:, 3:PALM_POSE_ACTIONS])
         return position, rotation
 
@@ -96,20 +96,30 @@ class PalmPoseActions:
     ) -> torch.Tensor:
         """The (N, num_actions) actions that ask for these palm poses and hand targets, clamped to
         [-1, 1]: the inverse of ``palm_targets`` and of the hand's mapping."""
-        position_action = 2.0 * (position - self.position_low) / (self.position_high - self.position_low) - 1.0
         turn = matrix_to_euler_zyx(rotation) - self.euler_centre
         turn = torch.remainder(turn + math.pi, 2 * math.pi) - math.pi  # the short way round
-        low, high = env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:]
-        hand_action = 2.0 * (hand_targets - low) / (high - low) - 1.0
-        return torch.cat([position_action, turn / self.euler_half_range, hand_action], dim=-1).clamp(-1.0, 1.0)
+        hand_low, hand_high = env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:]
+        return torch.cat([
+            _to_unit(position, self.position_low, self.position_high), turn / self.euler_half_range,
+            _to_unit(hand_targets, hand_low, hand_high),
+        ], dim=-1).clamp(-1.0, 1.0)  # fmt: skip
 
     def targets(self, env: DextrahEnv, actions: torch.Tensor) -> torch.Tensor:
         position, rotation = self.palm_targets(actions)
         arm_targets = palm_ik.arm_joint_targets(env, NUM_ARM_JOINTS, position, rotation, self.max_step)
-        low, high = env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:]
-        hand_targets = low + 0.5 * (actions[:, PALM_POSE_ACTIONS:] + 1.0) * (high - low)
+        hand_targets = _from_unit(actions[:, PALM_POSE_ACTIONS:], env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:])
         return torch.cat([arm_targets, hand_targets], dim=-1).clamp(env.joint_low, env.joint_high)
 
 
 def make_action_space(env: DextrahEnv, settings: ActionSettings) -> JointDeltaActions | PalmPoseActions:
     return {"joint_deltas": JointDeltaActions, "palm_pose": PalmPoseActions}[settings.space](env, settings)
+
+
+def _from_unit(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] onto [low, high], linearly."""
+    return low + 0.5 * (actions + 1.0) * (high - low)
+
+
+def _to_unit(values: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``_from_unit``."""
+    return 2.0 * (values - low) / (high - low) - 1.0
