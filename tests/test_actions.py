@@ -55,7 +55,7 @@ def test_palm_pose_reaches_the_pose_its_bounds_give(palm_env, settings):
         env.step(actions)
     low, high = torch.tensor(bounds.palm_position_low), torch.tensor(bounds.palm_position_high)
     want_position = low + (actions[:, :3] + 1) / 2 * (high - low)
-    want_angles = torch.tensor(bounds.palm_euler_centre_deg) * math.pi / 180 + actions[:, 3:6] * math.radians(45)
+    want_angles = torch.tensor(bounds.palm_euler_centre_deg) * math.pi / 180 + actions[:, 3:6] * math.radians(bounds.palm_euler_half_range_deg)
     torch.testing.assert_close(env.hand_points()[:, 0], want_position, atol=0.015, rtol=0)
     relative = euler_zyx_to_matrix(want_angles).transpose(1, 2) @ env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
     angle = torch.arccos(((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
@@ -67,7 +67,7 @@ def test_palm_pose_hand_actions_span_the_joint_limits(palm_env):
     for end, limit in ((-1.0, env.joint_low), (1.0, env.joint_high)):
         env.step(torch.cat([torch.zeros(2, 6), torch.full((2, 16), end)], dim=-1))
         torch.testing.assert_close(env.targets[:, NUM_ARM_JOINTS:], limit[NUM_ARM_JOINTS:].expand(2, -1))
-    assert env.observation_shapes()["proprio"] == (102 - 23 + env.num_actions,)
+    assert env.observation_shapes()["proprio"] == (79 + env.num_actions,)
 
 
 def test_palm_pose_actions_for_inverts_the_mapping(palm_env):
