@@ -162,6 +162,17 @@ def test_a_new_run_never_overwrites_an_earlier_one(depth_run, capsys, monkeypatc
     assert code == 2 and "--resume" in err and (depth_run / "metrics.jsonl").read_text() == before
 
 
+def test_a_checkpoint_of_another_format_version_is_one_line(depth_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    state = load_checkpoint(depth_run / "checkpoints" / "last.pt")
+    state["dexgrasp"]["format_version"] = 1
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    for command in (["eval", "--checkpoint", str(old)], ["train-teacher", "--resume", str(old)]):
+        code, _, err = run_cli(command, capsys)
+        assert code == 2 and err.count("\n") == 1 and "format version 1" in err, err
+
+
 def _refuse(*args, **kwargs):
     raise AssertionError("bad input must be rejected before the env is built")
 

@@ -15,7 +15,7 @@ import torch
 
 from dexgrasp_cli.atomic import write_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the config's task.actions section replaced task.arm/hand_action_scale
 DEXGRASP_KEY = "dexgrasp"
 
 
