@@ -140,8 +140,9 @@ def train_teacher_command(
     groups = split_settings_overrides(overrides)
     task = with_resolution(load_settings(groups["task"]), res)
     train = load_train_settings(groups["train"])
+    resume_state = None
     if resume is not None:
-        check_resume(resume, modality, task, train)
+        resume_state = check_resume(resume, modality, task, train)
         run_dir = run_dir or resume.resolve().parent.parent
     run_dir = run_dir or Path("runs") / f"{modality}_{time.strftime('%Y%m%d-%H%M%S')}"
     if resume is None and (run_dir / "metrics.jsonl").exists():  # never train over an earlier run
@@ -157,7 +158,7 @@ def train_teacher_command(
 
     quiet_warp()
     options = TrainOptions(modality, num_envs, device, seed, max_iterations, run_dir, resume, tuple(overrides or ()))
-    train_teacher(task, train, options, Console())
+    train_teacher(task, train, options, Console(), resume_state)
 
 
 @app.command("bench")

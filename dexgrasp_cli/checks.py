@@ -164,10 +164,11 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
     return state, settings
 
 
-def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings) -> None:
-    """The checkpoint must be of the same modality (and, for depth, resolution), action space and
-    networks as the run."""
-    meta = read_checkpoint(path)["dexgrasp"]
+def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings) -> dict:
+    """The checkpoint, read once, which must be of the same modality (and, for depth, resolution),
+    action space and networks as the run."""
+    state = read_checkpoint(path)
+    meta = state["dexgrasp"]
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
     trained_space = meta["config"]["task"]["actions"]["space"]
@@ -187,6 +188,7 @@ def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSett
             f"--resume {path} has other train.networks.{changed[0]} sizes than this run ({saved.get(changed[0])}); "
             "resume with the --set values it was trained with"
         )
+    return state
 
 
 def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:

@@ -29,7 +29,7 @@ from rl_games.common.algo_observer import AlgoObserver
 
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.learner.checkpoint import (
-    DEXGRASP_KEY, FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+    DEXGRASP_KEY, FORMAT_VERSION, rng_state, save_checkpoint, set_rng_state,
 )  # fmt: skip
 from dexgrasp_cli.learner.display import TrainingDisplay
 from dexgrasp_cli.learner.settings import TrainSettings
@@ -125,12 +125,14 @@ def build_training(task: TaskSettings, train: TrainSettings, options: TrainOptio
     return env, vecenv, agent, params
 
 
-def train_teacher(task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console) -> dict:
-    """Train until ``max_iterations`` (counted over resumes too) or a stop request; return a summary."""
+def train_teacher(
+    task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console, resume: dict | None = None
+) -> dict:
+    """Train until ``max_iterations`` (counted over resumes too) or a stop request; return a summary.
+    ``resume`` is the checkpoint at ``options.resume``, already read and checked by the caller."""
     from dexgrasp_cli.learner.agent import policy_description
     from dexgrasp_cli.learner.patches import close_agent
 
-    resume = load_checkpoint(options.resume) if options.resume else None
     run_dir = options.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolved_config(task, train, options)
