@@ -181,8 +181,13 @@ def test_buffer_bytes_differ_by_exactly_the_depth_halving():
     from dexgrasp_cli.bench.training import experience_buffer_bytes
 
     n, t, w, h = 64, 16, 160, 120
-    fp16 = experience_buffer_bytes(n, t, w, h, np.float16, 120, 23)
-    fp32 = experience_buffer_bytes(n, t, w, h, np.float32, 120, 23)
+    env_info = {
+        "observation_space": spaces.Dict({"proprio": spaces.Box(-np.inf, np.inf, (101,), dtype=np.float32)}),
+        "state_space": spaces.Box(-np.inf, np.inf, (260,), dtype=np.float32),
+        "action_space": spaces.Box(-1.0, 1.0, (22,), dtype=np.float32), "agents": 1, "value_size": 1,
+    }  # fmt: skip
+    fp16 = experience_buffer_bytes(n, t, w, h, np.float16, env_info)
+    fp32 = experience_buffer_bytes(n, t, w, h, np.float32, env_info)
     assert fp32 - fp16 == n * t * w * h * 2  # depth is the only float16 tensor
     assert fp16 > n * t * w * h * 2  # and the buffer holds it, plus the rest
 

@@ -21,28 +21,21 @@ from rl_games.common.experience import ExperienceBuffer
 from rl_games.common.gym_compat import spaces
 
 from dexgrasp_cli.learner.settings import TrainSettings
-from tasks.dextrah.actions import NUM_ACTIONS
 from tasks.dextrah.settings import TaskSettings
 from tasks.sim.mjwarp_backend import synchronize
 
-# Observation sizes without the last action and the objects' one-hot (tasks/dextrah/env.py).
-PROPRIO_BASE, CRITIC_BASE = 79, 118
 FORMAT_VERSION = 1
 
 
-def experience_buffer_bytes(
-    num_envs: int, horizon: int, width: int, height: int, depth_dtype, num_objects: int, num_actions: int
-) -> int:
-    """Bytes of rl-games' experience buffer for a depth teacher with its critic (allocated, then freed)."""
-    env_info = {
-        "observation_space": spaces.Dict({
-            "depth": spaces.Box(0.0, 2.0, (1, height, width), dtype=depth_dtype),
-            "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_BASE + num_actions,), dtype=np.float32),
-        }),
-        "state_space": spaces.Box(-np.inf, np.inf, (CRITIC_BASE + num_actions + num_objects,), dtype=np.float32),
-        "action_space": spaces.Box(-1.0, 1.0, (num_actions,), dtype=np.float32),
-        "agents": 1,
-    }  # fmt: skip
+def experience_buffer_bytes(num_envs: int, horizon: int, width: int, height: int, depth_dtype, env_info: dict) -> int:
+    """Bytes of rl-games' experience buffer for a depth teacher with its critic (allocated, then freed).
+
+    ``env_info`` is a teacher vecenv's: its proprioception, critic and action spaces are used as they
+    are, with a depth image of ``width`` x ``height`` in ``depth_dtype`` beside the proprioception.
+    """
+    depth = spaces.Box(0.0, 2.0, (1, height, width), dtype=depth_dtype)
+    observations = spaces.Dict({"depth": depth, "proprio": env_info["observation_space"]["proprio"]})
+    env_info = dict(env_info, observation_space=observations)
     algo_info = {"num_actors": num_envs, "horizon_length": horizon, "has_central_value": True}
     buffer = ExperienceBuffer(env_info, algo_info, "cpu")  # zero-filled pages are not touched until used
     total = _nbytes(buffer.tensor_dict)
@@ -75,6 +68,7 @@ def run_training_bench(
         with tempfile.TemporaryDirectory() as run_dir:
             options = TrainOptions(modality, num_envs, device, seed, iterations + 1, Path(run_dir), None, ())
             env, vecenv, agent, _ = build_training(case_task, train, options)
+            env_info = vecenv.get_env_info()  # proprioception, critic and actions size the buffer below
             agent.init_tensors()
             agent.obs = agent.env_reset()
             agent.curr_frames = agent.batch_size_envs
@@ -100,11 +94,10 @@ def run_training_bench(
         del env, vecenv, agent
     horizon = train.ppo.horizon_length
     width, height = 160, 120
-    sizes = (task.objects.count, NUM_ACTIONS[task.actions.space])
     memory = {
         "num_envs": 4096, "horizon": horizon, "resolution": f"{width}x{height}",
-        "float16_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float16, *sizes),
-        "float32_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float32, *sizes),
+        "float16_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float16, env_info),
+        "float32_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float32, env_info),
     }  # fmt: skip
     return {"benchmark": "training", "device": device, "seed": seed, "results": rows, "buffer": memory,
             "torch_threads": torch.get_num_threads(), "format_version": FORMAT_VERSION}  # fmt: skip
