@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 
 from dexgrasp_cli.checks import (
-    check_at_least_one, check_folder, check_images_fit, check_output, check_resume, checkpoint_settings, cli_errors,
-    load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device, split_settings_overrides,
-    user_objects, with_resolution, write_json,
+    bad_input, check_at_least_one, check_folder, check_images_fit, check_output, check_resume, checkpoint_settings,
+    cli_errors, load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device,
+    split_settings_overrides, user_objects, with_resolution, write_json,
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 
@@ -140,6 +140,8 @@ def train_teacher_command(
     groups = split_settings_overrides(overrides)
     task = with_resolution(load_settings(groups["task"]), res)
     train = load_train_settings(groups["train"])
+    with bad_input():
+        train.ppo.minibatch_for(num_envs)
     resume_state = None
     if resume is not None:
         resume_state = check_resume(resume, modality, task, train)

@@ -41,8 +41,7 @@ def rl_games_params(
     """rl-games params of a teacher on ``num_envs`` worlds, checked for the 1.6.5 pitfalls."""
     ppo = dataclasses.asdict(settings.ppo)
     reward_scale = ppo.pop("reward_scale")
-    batch = num_envs * ppo["horizon_length"]
-    ppo["minibatch_size"] = min(ppo["minibatch_size"], batch)
+    ppo["minibatch_size"] = settings.ppo.minibatch_for(num_envs)
     critic = {"name": CRITIC, **dataclasses.asdict(settings.networks.critic)}
     config = dict(
         ppo,

@@ -63,6 +63,18 @@ class PpoSettings:
                 f"train.ppo.seq_length ({self.seq_length})"
             )
 
+    def minibatch_for(self, num_envs: int) -> int:
+        """The minibatch size on ``num_envs`` worlds: ``minibatch_size`` capped at the batch, which
+        it must divide (rl-games refuses the run otherwise, deep inside the agent)."""
+        batch = num_envs * self.horizon_length
+        minibatch = min(self.minibatch_size, batch)
+        if batch % minibatch:
+            raise ValueError(
+                f"train.ppo.minibatch_size ({minibatch}) must divide --num-envs x train.ppo.horizon_length "
+                f"({num_envs} x {self.horizon_length} = {batch})"
+            )
+        return minibatch
+
 
 @dataclass(frozen=True)
 class RunSettings:

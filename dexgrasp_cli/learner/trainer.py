@@ -216,6 +216,8 @@ def _iteration(agent, vecenv, adr: ADR, observer: _RewardTermObserver) -> dict:
         "env_steps": agent.frame,
         "env_steps_per_s": frames / elapsed,
         "seconds": elapsed,
+        "collect_seconds": play_time,
+        "update_seconds": update_time,
         "success_rate": stats.success_fraction,
         "episode_success": mean("success"),
         "episode_lift_height": mean("lift_height"),
