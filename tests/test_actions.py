@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tasks.dextrah.actions import HAND_SYNERGIES
 from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
 from tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
 
@@ -62,11 +63,23 @@ def test_palm_pose_reaches_the_pose_its_bounds_give(palm_env, settings):
     assert (angle < math.radians(4)).all(), angle
 
 
-def test_palm_pose_hand_actions_span_the_joint_limits(palm_env):
-    env = palm_env
-    for end, limit in ((-1.0, env.joint_low), (1.0, env.joint_high)):
-        env.step(torch.cat([torch.zeros(2, 6), torch.full((2, 16), end)], dim=-1))
-        torch.testing.assert_close(env.targets[:, NUM_ARM_JOINTS:], limit[NUM_ARM_JOINTS:].expand(2, -1))
+def test_hand_synergies_are_orthonormal():
+    synergies = torch.tensor(HAND_SYNERGIES, dtype=torch.float64)
+    torch.testing.assert_close(synergies @ synergies.T, torch.eye(5, dtype=torch.float64), atol=2e-4, rtol=0)
+
+
+def test_palm_pose_hand_targets_are_the_synergy_pose_nearest_home(palm_env):
+    """A second code path: the least-norm change from home with the asked synergy coordinates."""
+    env, space = palm_env, palm_env.action_space
+    actions = torch.rand(4, env.num_actions, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    wanted = space.synergy_low + (actions[:, 6:] + 1) / 2 * (space.synergy_high - space.synergy_low)
+    home = env.home[NUM_ARM_JOINTS:].double()
+    synergies = torch.tensor(HAND_SYNERGIES, dtype=torch.float64)
+    change = torch.linalg.lstsq(synergies, (wanted.double() - home @ synergies.T).T, driver="gelsd").solution.T
+    torch.testing.assert_close(space.hand_targets(actions).double(), home + change, atol=1e-4, rtol=0)
+    env.step(actions[:2])
+    torch.testing.assert_close(env.targets[:, NUM_ARM_JOINTS:], space.hand_targets(actions[:2]).clamp(
+        env.joint_low[NUM_ARM_JOINTS:], env.joint_high[NUM_ARM_JOINTS:]))  # fmt: skip
     assert env.observation_shapes()["proprio"] == (79 + env.num_actions,)
 
 
@@ -75,11 +88,10 @@ def test_palm_pose_actions_for_inverts_the_mapping(palm_env):
     env = palm_env
     actions = torch.rand(2, env.num_actions, generator=torch.Generator().manual_seed(1)) * 2 - 1
     position, rotation = env.action_space.palm_targets(actions)
-    hand = env.action_space.targets(env, actions)[:, NUM_ARM_JOINTS:]
+    hand = env.action_space.hand_targets(actions)
     torch.testing.assert_close(env.action_space.actions_for(env, position, rotation, hand), actions, atol=1e-5, rtol=0)
 
 
-
 def test_actions_of_the_other_space_are_refused(palm_env):
-    with pytest.raises(ValueError, match=r"actions must be \(2, 22\) for palm_pose, got \(2, 23\)"):
+    with pytest.raises(ValueError, match=r"actions must be \(2, 11\) for palm_pose, got \(2, 23\)"):
         palm_env.step(torch.zeros(2, 23))

@@ -43,7 +43,7 @@ def _actions(seed: int) -> torch.Tensor:
 def test_depth_teacher_spaces(depth_env):
     info = LocalVecEnv(depth_env, "depth", "cpu").get_env_info()
     k, a = depth_env.num_objects, depth_env.num_actions
-    assert a == 22  # the default action space is the palm pose
+    assert a == 11  # the default action space is the palm pose with hand synergies
     obs = info["observation_space"].spaces
     assert list(obs) == ["depth", "proprio"]
     assert (obs["depth"].shape, obs["depth"].dtype) == ((1, 24, 32), np.float16)

@@ -182,9 +182,9 @@ def test_buffer_bytes_differ_by_exactly_the_depth_halving():
 
     n, t, w, h = 64, 16, 160, 120
     env_info = {
-        "observation_space": spaces.Dict({"proprio": spaces.Box(-np.inf, np.inf, (101,), dtype=np.float32)}),
+        "observation_space": spaces.Dict({"proprio": spaces.Box(-np.inf, np.inf, (90,), dtype=np.float32)}),
         "state_space": spaces.Box(-np.inf, np.inf, (260,), dtype=np.float32),
-        "action_space": spaces.Box(-1.0, 1.0, (22,), dtype=np.float32), "agents": 1, "value_size": 1,
+        "action_space": spaces.Box(-1.0, 1.0, (11,), dtype=np.float32), "agents": 1, "value_size": 1,
     }  # fmt: skip
     fp16 = experience_buffer_bytes(n, t, w, h, np.float16, env_info)
     fp32 = experience_buffer_bytes(n, t, w, h, np.float32, env_info)

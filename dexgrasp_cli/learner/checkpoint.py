@@ -15,7 +15,7 @@ import torch
 
 from dexgrasp_cli.atomic import write_atomic
 
-FORMAT_VERSION = 2  # 2: the config's task.actions section replaced task.arm/hand_action_scale
+FORMAT_VERSION = 3  # 2: task.actions replaced task.arm/hand_action_scale; 3: palm_pose drives hand synergies
 DEXGRASP_KEY = "dexgrasp"
 
 

@@ -5,7 +5,7 @@ drives the arm with damped least-squares inverse kinematics on the palm's Jacobi
 pinches the object between the thumb and the fingers, across the object's narrowest horizontal
 direction among those the wrist can reach. It speaks either action space of the env: joint deltas
 from its own IK step, or the palm pose it wants (one capped step ahead, as it moves the palm no
-faster than that) with absolute hand targets.
+faster than that) with the hand's synergy coordinates.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import torch
 
 from tasks.dextrah import palm_ik
-from tasks.dextrah.actions import PalmPoseActions
+from tasks.dextrah.actions import HandSynergies, PalmPoseActions
 from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
 
 # Phase boundaries in policy steps (60 Hz): approach above, descend, close, then lift.
@@ -31,11 +31,14 @@ MAX_LIFT_ERROR = 0.04  # the same while carrying the object, so it is not shaken
 # the spawn point, offsets 0 to +60 degrees converged and the rest ran into wrist limits.
 YAW_CANDIDATES = torch.linspace(0.0, math.pi / 3, 5)
 
-# Hand joint targets (index, middle, ring: 4 each; thumb: 4).
-# Closing swings the straight fingers down onto the object's far side and tilts the thumb onto
-# its near side: a pinch that reaches near the table whatever the object's height.
-OPEN_HAND = [0.0, 0.0, 0.0, 0.0] * 3 + [1.45, -0.33, 0.0, 0.0]
-CLOSED_HAND = [0.0, 1.5, 0.1, 0.1] * 3 + [1.45, 1.0, 0.1, 0.1]
+# Hand poses as coordinates along DextrAH's hand synergies (tasks/dextrah/actions.py), so that
+# both action spaces give the same joint targets. Closing mostly moves the first synergy (all
+# fingers curl) from its lower bound; the third, near its lower bound, keeps the fingers' distal
+# joints straighter than their knuckles, so they swing down onto the object's far side in a pinch
+# that reaches near the table whatever the object's height. Chosen by trial: 7 or more of 16
+# episodes succeed in both spaces.
+OPEN_HAND_SYNERGIES = [0.25, 0.57, -0.24, 0.5, -0.55]
+CLOSED_HAND_SYNERGIES = [3.3, 0.57, -0.6, 0.5, -0.55]
 
 
 class ScriptedGraspPolicy:
@@ -44,8 +47,9 @@ class ScriptedGraspPolicy:
     def __init__(self, env: DextrahEnv):
         self.env = env
         dev = env.device
-        self.open_hand = torch.tensor(OPEN_HAND, device=dev)
-        self.closed_hand = torch.tensor(CLOSED_HAND, device=dev)
+        synergies = HandSynergies(env.home[NUM_ARM_JOINTS:])
+        self.open_hand = synergies.pose(torch.tensor(OPEN_HAND_SYNERGIES, device=dev))
+        self.closed_hand = synergies.pose(torch.tensor(CLOSED_HAND_SYNERGIES, device=dev))
         aabb = torch.as_tensor(env.catalog.geom_aabb, dtype=torch.float32, device=dev)[env.object_ids]
         self.object_offset, self.object_half = aabb[:, 0], aabb[:, 1]
         palm_x = env.sim.xmat[0, env.palm_body].reshape(3, 3)[:, 0]
