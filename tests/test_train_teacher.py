@@ -62,6 +62,7 @@ def test_train_writes_config_checkpoints_metrics_and_events(modality, tmp_path, 
     if modality == "state":
         code, out, err = train(run_dir, "state", 2, capsys)
         assert code == 0, err
+    assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summaries"]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["run"]["modality"] == modality and config["task"]["cameras"]["resolution"] == "32x24"
     assert config["train"]["networks"]["critic"]["lstm_units"] == 16

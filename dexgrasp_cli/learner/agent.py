@@ -93,7 +93,9 @@ def build_agent(params: dict, vecenv, run_dir: Path) -> A2CAgent:
         reward_shaper=DefaultRewardsShaper(**config["reward_shaper"]),
         features={"observer": DefaultAlgoObserver()},
     )
-    return A2CAgent(base_name="run", params=dict(params, config=config))
+    agent = A2CAgent(base_name="run", params=dict(params, config=config))
+    Path(agent.nn_dir).rmdir()  # rl-games' own checkpoint folder, left empty: dexgrasp saves to checkpoints/
+    return agent
 
 
 def build_model(policy: dict, device: torch.device, num_seqs: int) -> torch.nn.Module:
