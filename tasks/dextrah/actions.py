@@ -98,7 +98,7 @@ class HandSynergies:
     def __init__(self, home_hand: torch.Tensor):
         self.home = home_hand
         self.basis = torch.tensor(HAND_SYNERGIES, device=home_hand.device)  # (5, 16)
-        # The rows are orthonormal only to the 4 digits published, so the least-norm inverse is
+        # The rows are orthonormal only to the 5 digits published, so the least-norm inverse is
         # exact where the transpose would miss the asked coordinates by up to 2e-4.
         self.inverse = torch.linalg.pinv(self.basis.double()).float()  # (16, 5)
 
