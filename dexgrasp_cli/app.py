@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 
 from dexgrasp_cli.checks import (
-    bad_input, check_at_least_one, check_folder, check_images_fit, check_output, check_resume, checkpoint_settings,
-    cli_errors, load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device,
-    split_settings_overrides, user_objects, with_resolution, write_json,
+    check_at_least_one, check_folder, check_images_fit, check_output, check_resume, checkpoint_settings, cli_errors,
+    load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device, split_settings_overrides,
+    user_objects, with_resolution, write_json,
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 
@@ -139,9 +139,7 @@ def train_teacher_command(
     device = resolve_device(device)
     groups = split_settings_overrides(overrides)
     task = with_resolution(load_settings(groups["task"]), res)
-    train = load_train_settings(groups["train"])
-    with bad_input():
-        train.ppo.minibatch_for(num_envs)
+    train = load_train_settings(groups["train"], num_envs)
     resume_state = None
     if resume is not None:
         resume_state = check_resume(resume, modality, task, train)
@@ -237,7 +235,7 @@ def bench_train_command(
     device = resolve_device(device)
     groups = split_settings_overrides(overrides)
     task = load_settings(groups["task"])
-    train = load_train_settings(groups["train"])
+    train = load_train_settings(groups["train"], num_envs)
     resolutions = [with_resolution(task, r).cameras.resolution for r in (res or ("32x24", "160x120"))]
     for resolution in resolutions:
         check_images_fit(task.with_camera_resolution(resolution), ("depth",), num_envs, device)

@@ -139,11 +139,14 @@ def split_settings_overrides(overrides: list[str] | None) -> dict[str, list[str]
         return split_overrides(overrides or (), ("task", "train"))
 
 
-def load_train_settings(overrides: list[str]):
+def load_train_settings(overrides: list[str], num_envs: int):
+    """The train settings, checked for a run on ``num_envs`` worlds."""
     from dexgrasp_cli.learner.settings import TrainSettings
 
     with bad_input():
-        return load_section(TrainSettings, "train", TRAIN_YAML, overrides)
+        train = load_section(TrainSettings, "train", TRAIN_YAML, overrides)
+        train.ppo.minibatch_for(num_envs)
+    return train
 
 
 def read_checkpoint(path: Path) -> dict:

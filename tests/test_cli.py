@@ -74,6 +74,7 @@ BAD_INPUT = [
     (["train-teacher", "--set", "train.nope=1"], "train.nope"),
     (["train-teacher", "--set", "train.ppo.horizon_length=10"], "horizon_length"),
     (["train-teacher", "--num-envs", "3", "--set", "train.ppo.minibatch_size=32"], "minibatch_size"),
+    (["bench-train", "--num-envs", "3", "--set", "train.ppo.minibatch_size=32"], "minibatch_size"),
     (["train-teacher", "--set", "model.x=1"], "model.x"),
     (["train-teacher", "--res", "100000x100000"], "GiB"),
 ]

@@ -101,6 +101,7 @@ class HandSynergies:
         # The rows are orthonormal only to the 5 digits published, so the least-norm inverse is
         # exact where the transpose would miss the asked coordinates by up to 2e-4.
         self.inverse = torch.linalg.pinv(self.basis.double()).float()  # (16, 5)
+        self.home_coordinates = self.coordinates(home_hand)
 
     def coordinates(self, hand_pose: torch.Tensor) -> torch.Tensor:
         """(..., 5) synergy coordinates of (..., 16) hand joint angles (their projection)."""
@@ -108,7 +109,7 @@ class HandSynergies:
 
     def pose(self, coordinates: torch.Tensor) -> torch.Tensor:
         """(..., 16) the hand pose nearest home with these (..., 5) synergy coordinates."""
-        return self.home + _batch_invariant_matmul(coordinates - self.coordinates(self.home), self.inverse.T)
+        return self.home + _batch_invariant_matmul(coordinates - self.home_coordinates, self.inverse.T)
 
 
 class PalmPoseActions:
