@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import warp as wp
 
+from tasks.sim import mjw_patches
 from tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
 
 # Model fields given one row per world: the object's mesh-derived fields, every field that
@@ -79,6 +80,7 @@ class MjwSim:
         self.num_worlds = len(object_ids)
         self.mjm = mjm
         mjm.opt.iterations = settings.solver_iterations
+        mjw_patches.apply_patches()
         wp.init()
         with wp.ScopedDevice(warp_device(device)):
             self.m = mjw.put_model(mjm)
