@@ -89,7 +89,7 @@ def test_palm_pose_actions_for_inverts_the_mapping(palm_env):
     actions = torch.rand(2, env.num_actions, generator=torch.Generator().manual_seed(1)) * 2 - 1
     position, rotation = env.action_space.palm_targets(actions)
     hand = env.action_space.hand_targets(actions)
-    torch.testing.assert_close(env.action_space.actions_for(env, position, rotation, hand), actions, atol=1e-5, rtol=0)
+    torch.testing.assert_close(env.action_space.actions_for(position, rotation, hand), actions, atol=1e-5, rtol=0)
 
 
 def test_actions_of_the_other_space_are_refused(palm_env):

@@ -133,9 +133,7 @@ class PalmPoseActions:
         rotation = euler_zyx_to_matrix(self.euler_centre + self.euler_half_range * actions[:, 3:PALM_POSE_ACTIONS])
         return position, rotation
 
-    def actions_for(
-        self, env: DextrahEnv, position: torch.Tensor, rotation: torch.Tensor, hand_targets: torch.Tensor
-    ) -> torch.Tensor:
+    def actions_for(self, position: torch.Tensor, rotation: torch.Tensor, hand_targets: torch.Tensor) -> torch.Tensor:
         """The (N, num_actions) actions that ask for these palm poses and, for the hand, the synergy
         coordinates of ``hand_targets`` (its projection on the synergies), clamped to [-1, 1]: the
         inverse of ``palm_targets`` and of ``hand_targets``."""

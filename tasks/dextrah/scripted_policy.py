@@ -97,7 +97,7 @@ class ScriptedGraspPolicy:
         reach = torch.where(step < LIFT_AT, MAX_PALM_ERROR, MAX_LIFT_ERROR)
         hand_goal = torch.where((step < CLOSE_AT)[:, None], self.open_hand, self.closed_hand)
         if isinstance(env.action_space, PalmPoseActions):
-            return env.action_space.actions_for(env, palm + palm_ik.capped(target - palm, reach), wanted, hand_goal)
+            return env.action_space.actions_for(palm + palm_ik.capped(target - palm, reach), wanted, hand_goal)
         arm = palm_ik.arm_joint_targets(env, NUM_ARM_JOINTS, target, wanted, reach) - env.targets[:, :NUM_ARM_JOINTS]
         hand = hand_goal - env.targets[:, NUM_ARM_JOINTS:]
         return (torch.cat([arm, hand], dim=-1) / env.action_space.scale).clamp(-1.0, 1.0)
