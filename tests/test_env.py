@@ -122,3 +122,21 @@ def test_worlds_with_different_masses_accelerate_as_f_over_m(settings):
     vy = env.sim.qvel[:, 24]
     expected = push * 6 * settings.physics_dt / masses
     torch.testing.assert_close(vy, expected, rtol=2e-3, atol=1e-5)
+
+
+def test_staggered_episodes_end_apart_and_stay_out_of_the_statistics(settings):
+    length = 12
+    env = DextrahEnv(dataclasses.replace(settings, episode_length=length), num_envs=8, seed=9)
+    env.stagger_episode_ends()
+    first_end = torch.zeros(8, dtype=torch.long)
+    reported = []
+    for step in range(1, 2 * length + 1):
+        result = env.step(torch.zeros(8, env.num_actions))
+        assert not result.terminated.any()
+        first_end = torch.where(result.truncated & (first_end == 0), step, first_end)
+        reported += result.info["episode"]["length"].tolist()
+    assert ((first_end >= 1) & (first_end <= length)).all()
+    assert len(set(first_end.tolist())) > 2, "the cut episodes should end at different steps"
+    # Every world's cut episode ends by step `length`, and the whole one after it by 2 * length;
+    # only the whole ones are reported.
+    assert reported == [float(length)] * 8

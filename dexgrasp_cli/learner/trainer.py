@@ -164,6 +164,7 @@ def train_teacher(
     checkpoints = run_dir / CHECKPOINTS
     agent.init_tensors()
     agent.obs = agent.env_reset()
+    env.stagger_episode_ends()
     agent.curr_frames = agent.batch_size_envs
     metrics = {}
     title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if env.images else "") + f" -> {run_dir}"

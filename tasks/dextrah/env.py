@@ -111,6 +111,8 @@ class DextrahEnv:
         n, zeros = num_envs, lambda *shape, dtype=f32: torch.zeros(*shape, dtype=dtype, device=dev)
         self.episode_index = torch.full((n,), -1, dtype=torch.long, device=dev)
         self.episode_step = zeros(n, dtype=torch.long)
+        self.episode_limit = torch.full((n,), settings.episode_length, dtype=torch.long, device=dev)
+        self.cut_short = zeros(n, dtype=torch.bool)
         self.targets = zeros(n, NUM_JOINTS)
         self.last_action = zeros(n, self.num_actions)
         self.prev_points = zeros(n, len(HAND_POINT_SITES), 3)
@@ -153,6 +155,8 @@ class DextrahEnv:
         rows = mask[:, None]
         self.episode_index += mask.long()
         self.episode_step.masked_fill_(mask, 0)
+        self.episode_limit.masked_fill_(mask, self.settings.episode_length)
+        self.cut_short &= ~mask
         self.sim.reset_worlds(mask)
         self.randomizer.apply(mask, self.adr, self._uniform(rng.Stream.PHYSICS_PARAMS, len(PHYSICS_PARAMS)))
         if self.visuals is not None:
@@ -216,6 +220,20 @@ class DextrahEnv:
     def in_success(self) -> torch.Tensor:
         return (self.object_pose()[:, :3] - self.goal).norm(dim=-1) < self.settings.success_radius
 
+    def stagger_episode_ends(self) -> None:
+        """End each world's current episode after a random 1..episode_length steps.
+
+        Worlds reset together stay in lockstep, so every batch a learner collects would show one phase
+        of the episode (all approaching, then all lifting) and its updates would chase that phase.
+        Cutting the current episodes short at random lengths spreads the phases for good. The cut
+        episodes end as timeouts (their values are bootstrapped) and stay out of the episode
+        statistics, which describe whole episodes.
+        """
+        u = self._uniform(rng.Stream.EPISODE_STAGGER, 1)[:, 0]
+        length = self.settings.episode_length
+        self.episode_limit = self.episode_step + 1 + (u * length).long().clamp_max(length - 1)
+        self.cut_short.fill_(True)
+
     # ------------------------------------------------------------------ step
     def step(self, actions: torch.Tensor) -> StepResult:
         """Apply (N, num_actions) actions in [-1, 1] (see tasks/dextrah/actions.py) for one policy step."""
@@ -243,7 +261,7 @@ class DextrahEnv:
         out_x = (object_pos[:, 0] < s.workspace_x[0]) | (object_pos[:, 0] > s.workspace_x[1])
         out_y = (object_pos[:, 1] < s.workspace_y[0]) | (object_pos[:, 1] > s.workspace_y[1])
         terminated = (out_x | out_y | (object_pos[:, 2] < s.min_object_z)) & ~overflow
-        timeout = self.episode_step >= s.episode_length
+        timeout = self.episode_step >= self.episode_limit
         held = (self.success_steps >= self.success_hold_steps) if self.success_hold_steps else torch.zeros_like(timeout)
         truncated = (timeout | held | overflow) & ~terminated
         done = terminated | truncated
@@ -254,7 +272,7 @@ class DextrahEnv:
             "timeout": timeout & ~terminated,
             "success_hold": held & ~terminated,
             "overflow": overflow,
-            "episode": self._episode_stats(done),
+            "episode": self._episode_stats(done & ~self.cut_short),
         }
         self.prev_points = points.clone()
         if bool(done.any()):

@@ -31,6 +31,7 @@ class Stream(IntEnum):
     SCRIPTED = 7
     VISUAL = 8
     DEPTH_NOISE = 9
+    EPISODE_STAGGER = 10
 
 
 def _i64(x: int) -> int:
