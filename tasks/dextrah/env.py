@@ -112,7 +112,6 @@ class DextrahEnv:
         self.episode_index = torch.full((n,), -1, dtype=torch.long, device=dev)
         self.episode_step = zeros(n, dtype=torch.long)
         self.episode_limit = torch.full((n,), settings.episode_length, dtype=torch.long, device=dev)
-        self.cut_short = zeros(n, dtype=torch.bool)
         self.targets = zeros(n, NUM_JOINTS)
         self.last_action = zeros(n, self.num_actions)
         self.prev_points = zeros(n, len(HAND_POINT_SITES), 3)
@@ -156,7 +155,6 @@ class DextrahEnv:
         self.episode_index += mask.long()
         self.episode_step.masked_fill_(mask, 0)
         self.episode_limit.masked_fill_(mask, self.settings.episode_length)
-        self.cut_short &= ~mask
         self.sim.reset_worlds(mask)
         self.randomizer.apply(mask, self.adr, self._uniform(rng.Stream.PHYSICS_PARAMS, len(PHYSICS_PARAMS)))
         if self.visuals is not None:
@@ -227,12 +225,11 @@ class DextrahEnv:
         of the episode (all approaching, then all lifting) and its updates would chase that phase.
         Cutting the current episodes short at random lengths spreads the phases for good. The cut
         episodes end as timeouts (their values are bootstrapped) and stay out of the episode
-        statistics, which describe whole episodes.
+        statistics, which describe whole episodes: those whose limit is ``episode_length``.
         """
         u = self._uniform(rng.Stream.EPISODE_STAGGER, 1)[:, 0]
         length = self.settings.episode_length
         self.episode_limit = self.episode_step + 1 + (u * length).long().clamp_max(length - 1)
-        self.cut_short.fill_(True)
 
     # ------------------------------------------------------------------ step
     def step(self, actions: torch.Tensor) -> StepResult:
@@ -272,7 +269,7 @@ class DextrahEnv:
             "timeout": timeout & ~terminated,
             "success_hold": held & ~terminated,
             "overflow": overflow,
-            "episode": self._episode_stats(done & ~self.cut_short),
+            "episode": self._episode_stats(done & (self.episode_limit == s.episode_length)),
         }
         self.prev_points = points.clone()
         if bool(done.any()):
