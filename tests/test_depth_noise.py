@@ -11,6 +11,7 @@ from tasks.dextrah.depth_noise import DepthNoise, DepthNoiseSettings
 
 NEAR, FAR = 0.5, 1.3
 N, H, W = 8, 120, 160
+FOCAL_PX = W / 2 / math.tan(math.radians(48.0) / 2)  # the 48-degree depth camera at 160 px wide
 OFF = DepthNoiseSettings(
     enabled=True,
     dropout_prob=0.0,
@@ -20,8 +21,12 @@ OFF = DepthNoiseSettings(
     stick_max_width=3,
     correlated_std=0.0,
     correlated_cell=8,
+    normal_noise_scale=0.0,
 )
-ALL = dataclasses.replace(OFF, dropout_prob=0.003, random_value_prob=0.003, stick_prob=0.00025, correlated_std=0.01)
+ALL = dataclasses.replace(
+    OFF, dropout_prob=0.003, random_value_prob=0.003, stick_prob=0.00025, correlated_std=0.01, normal_noise_scale=1.0
+)
+AXIAL = dataclasses.replace(OFF, normal_noise_scale=1.0)
 
 
 def _noisy(settings, clean, seed=0, counter=0, world_ids=None, depth_range=(NEAR, FAR)):
@@ -29,7 +34,7 @@ def _noisy(settings, clean, seed=0, counter=0, world_ids=None, depth_range=(NEAR
     n, _, h, w = clean.shape
     ids = torch.arange(n) if world_ids is None else world_ids
     depth = clean.clone()
-    DepthNoise(settings, n, h, w, depth_range, "cpu").apply(depth, seed, ids, torch.full((n,), counter))
+    DepthNoise(settings, n, h, w, depth_range, FOCAL_PX, "cpu").apply(depth, seed, ids, torch.full((n,), counter))
     return depth
 
 
@@ -165,6 +170,114 @@ def test_correlated_noise_only_on_valid_pixels_and_clipped_to_range():
     assert 0.1 < (out[..., 10:] == 0).double().mean() < 0.6  # P(noise > 0.5 std) = 0.31
 
 
+# Axial (normal-dependent) noise. The images are small patches at the centre of the 160x120
+# camera (its focal length, principal point on the optical axis), so every ray is within
+# 1.6 degrees of the axis and the patch's angles are those of the plane's normal.
+PATCH, PATCH_WORLDS = 8, 4096
+
+
+def _assert_std(samples: torch.Tensor, std: float):
+    """Mean 0 and the given std, each within five standard errors (chi-square for the std)."""
+    m = samples.numel()
+    assert abs(samples.mean().item()) < 5 * std / math.sqrt(m)
+    assert abs(samples.std().item() / std - 1) < 5 / math.sqrt(2 * m), (samples.std().item(), std)
+
+
+def _fronto_std(z):
+    """Nguyen, Izadi and Lovell (2012) axial std at normal incidence (theta = 0)."""
+    return 0.0012 + 0.0019 * (z - 0.4) ** 2
+
+
+@pytest.mark.parametrize("z", [0.6, 1.2])
+def test_axial_noise_of_fronto_parallel_plane(z):
+    # theta <= 1.6 degrees here makes the angle term under 1e-7 m, far inside the tolerance.
+    clean = _constant(z, PATCH_WORLDS, PATCH, PATCH)
+    _assert_std(_noisy(AXIAL, clean).double() - clean.double(), _fronto_std(z))
+
+
+@pytest.mark.parametrize(("tilt_deg", "grazing"), [(60.0, 4.0), (85.0, 64.0)])
+def test_axial_noise_of_tilted_plane(tilt_deg, grazing):
+    """theta^2 / (pi/2 - theta)^2 is 4 at 60 degrees, and 64 at 85 because theta is clamped at 80."""
+    z0, rows, cols = 0.9, PATCH, 2  # two columns keep the patch's depth and angle spread small
+    # The plane through (0, 0, z0) with normal (sin t, 0, cos t), turned by t about the vertical
+    # axis, meets the ray (x, y, 1) at planar depth z0 / (1 + x tan t).
+    x = (torch.arange(cols, dtype=torch.float64) + 0.5 - cols / 2) / FOCAL_PX
+    depth = z0 / (1 + x * math.tan(math.radians(tilt_deg)))
+    clean = depth.float().expand(4 * PATCH_WORLDS, 1, rows, cols).clone()
+    noise = _noisy(AXIAL, clean).double() - clean.double()
+    expected = _fronto_std(z0) + 0.0001 / math.sqrt(z0) * grazing
+    _assert_std(noise, expected)
+    assert noise.std() > 1.2 * _fronto_std(z0)
+
+
+def test_normal_noise_scale_multiplies_the_axial_noise():
+    clean = _constant(0.9, 16, PATCH, PATCH)
+    once = _noisy(AXIAL, clean) - clean
+    scaled = _noisy(dataclasses.replace(AXIAL, normal_noise_scale=2.5), clean) - clean
+    assert (scaled - 2.5 * once).abs().max() < 1e-6  # the same draws, up to float32 rounding
+
+
+def test_axial_noise_keeps_holes_and_step_edges_finite():
+    clean = _constant(0.6, 64, 32, 32)
+    clean[..., 16:] = 1.2  # a step edge
+    clean[torch.rand(clean.shape, generator=torch.Generator().manual_seed(2)) < 0.2] = 0.0
+    clean[..., 4:7, 4:7] = 0.0
+    clean[..., 5, 5] = 0.6  # a valid pixel with no valid neighbour
+    out = _noisy(AXIAL, clean)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out > 0, clean > 0)  # holes stay holes; noise this small never leaves the range
+    # The largest std the clamp allows (theta = 80 degrees, nearest depth) bounds every pixel.
+    assert (out - clean).abs().max() < 6 * (_fronto_std(0.6) + 0.0001 / math.sqrt(0.6) * 64)
+
+
+def test_pixels_without_valid_neighbours_get_normal_incidence():
+    clean = _constant(0.6, PATCH_WORLDS, PATCH, PATCH)
+    rows, cols = torch.meshgrid(torch.arange(PATCH), torch.arange(PATCH), indexing="ij")
+    holes = (rows + cols) % 2 == 1  # a checkerboard: no valid pixel has a valid 4-neighbour
+    clean[..., holes] = 0.0
+    out = _noisy(AXIAL, clean).double()
+    assert torch.all(out[..., holes] == 0)
+    _assert_std(out[..., ~holes] - 0.6, _fronto_std(0.6))
+
+
+def test_axial_noise_beside_step_edges_uses_the_pixels_own_surface():
+    clean = _constant(0.6, PATCH_WORLDS, PATCH, PATCH)
+    clean[..., PATCH // 2 :] += 0.3  # steps between columns 3 and 4
+    clean[..., PATCH // 2 :, :] += 0.2  # and between rows 3 and 4: four planes facing the camera
+    edge = torch.zeros(PATCH, PATCH, dtype=torch.bool)
+    edge[PATCH // 2 - 1 : PATCH // 2 + 1] = True
+    edge[:, PATCH // 2 - 1 : PATCH // 2 + 1] = True
+    noise = (_noisy(AXIAL, clean).double() - clean.double())[..., edge]
+    # A tangent taken across a step would read as grazing: about five times this std.
+    _assert_std(noise / _fronto_std(clean[..., edge].double()), 1.0)
+
+
+def test_chunked_equals_unchunked():
+    n = 7
+    clean = torch.rand(n, 1, H, W, generator=torch.Generator().manual_seed(3)) + 0.5
+    clean[..., W // 2 :] -= 0.3  # a step edge, and holes below the near clip
+    ids, counter = torch.arange(10, 10 + n), torch.arange(n) * 5
+
+    def noisy(chunk_worlds):
+        noise = DepthNoise(ALL, n, H, W, (NEAR, FAR), FOCAL_PX, "cpu", chunk_worlds=chunk_worlds)
+        depth = clean.clone()
+        noise.apply(depth, 4, ids, counter)
+        return noise.chunk_worlds, depth
+
+    (one_chunk, whole), (three, chunked) = noisy(n), noisy(3)
+    assert (one_chunk, three) == (n, 3)
+    assert torch.equal(chunked, whole)
+    with pytest.raises(ValueError, match=r"^chunk_worlds must be >= 1, got 0$"):
+        noisy(0)
+
+
+def test_default_chunk_bounds_random_number_memory():
+    """The widest draw, dropout plus random-value uniforms, stays within 64 MiB of int64 per chunk."""
+    noise = DepthNoise(ALL, 8192, H, W, (NEAR, FAR), FOCAL_PX, "cpu")
+    assert 64 <= noise.chunk_worlds < 8192
+    assert noise.chunk_worlds * 2 * H * W * 8 <= 64 * 2**20
+
+
 def test_disabled_leaves_depth_bit_identical():
     clean = torch.rand(N, 1, H, W, generator=torch.Generator().manual_seed(0)) + 0.4
     assert torch.equal(_noisy(dataclasses.replace(ALL, enabled=False), clean), clean)
@@ -184,9 +297,9 @@ def test_world_noise_is_independent_of_batch():
     clean = torch.rand(N, 1, H, W, generator=torch.Generator().manual_seed(1)) + 0.5
     counter = torch.arange(N) * 7
     full = clean.clone()
-    DepthNoise(ALL, N, H, W, (NEAR, FAR), "cpu").apply(full, 11, torch.arange(N), counter)
+    DepthNoise(ALL, N, H, W, (NEAR, FAR), FOCAL_PX, "cpu").apply(full, 11, torch.arange(N), counter)
     part = clean[2:5].clone()
-    DepthNoise(ALL, 3, H, W, (NEAR, FAR), "cpu").apply(part, 11, torch.arange(2, 5), counter[2:5])
+    DepthNoise(ALL, 3, H, W, (NEAR, FAR), FOCAL_PX, "cpu").apply(part, 11, torch.arange(2, 5), counter[2:5])
     assert torch.equal(full[2:5], part)
 
 
@@ -200,6 +313,7 @@ def test_world_noise_is_independent_of_batch():
         ("stick_max_width", 0, "task.cameras.noise.stick_max_width must be >= 1, got 0"),
         ("correlated_cell", 0, "task.cameras.noise.correlated_cell must be >= 1, got 0"),
         ("correlated_std", -0.01, "task.cameras.noise.correlated_std must be >= 0, got -0.01"),
+        ("normal_noise_scale", -1.0, "task.cameras.noise.normal_noise_scale must be >= 0, got -1.0"),
     ],
 )
 def test_settings_validation(field, value, message):

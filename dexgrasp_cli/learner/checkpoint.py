@@ -15,7 +15,9 @@ import torch
 
 from dexgrasp_cli.atomic import write_atomic
 
-FORMAT_VERSION = 3  # 2: task.actions replaced task.arm/hand_action_scale; 3: palm_pose drives hand synergies
+# 2: task.actions replaced task.arm/hand_action_scale; 3: palm_pose drives hand synergies;
+# 4: depth noise gained normal_noise_scale.
+FORMAT_VERSION = 4
 DEXGRASP_KEY = "dexgrasp"
 
 
@@ -34,7 +36,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many kinds for truncated or foreign files
+    except Exception as err:  # noqa: BLE001 (torch raises many kinds for truncated or foreign files)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} cannot be read ({reason[:120]})") from None
     meta = state.get(DEXGRASP_KEY) if isinstance(state, dict) else None

@@ -1,5 +1,11 @@
 """Batched sim-to-real corruption of depth images (TASK_FACTS section 6), pure torch.
 
+Stages, in order: (1) sensor noise on valid pixels, the smooth correlated field plus the
+normal-dependent (axial) noise of Nguyen, Izadi and Lovell (2012), both read from the clean
+depth and followed by a re-clip to the depth range; (2) pixel dropout; (3) random-value pixels;
+(4) sticks. Sensor noise perturbs a real return, so it comes first; the later stages replace
+pixels outright.
+
 Every stage has static shapes and no host syncs, so `DepthNoise.apply` can later be captured
 in a CUDA graph. All random numbers come from the counter-based `rng` on one stream, so world
 i's noise depends only on (seed, world_ids[i], counter[i]), whichever batch it is in.
@@ -16,6 +22,12 @@ import torch.nn.functional as F
 from tasks.dextrah import rng
 
 _STICK_PARAMS = 6  # uniforms per stick slot: active, row, column, angle, length, width
+# The axial model diverges as the incidence angle nears pi/2 (grazing); steeper surfaces get the
+# noise of an 80-degree one, which keeps the std finite (about 1 cm at most inside the clip range).
+_MAX_INCIDENCE = math.radians(80.0)
+# Worlds per chunk are chosen so that each (worlds, draw width) int64 temporary the rng builds
+# holds at most 2**23 elements (64 MiB), whatever the batch size.
+_DRAW_ELEMENTS_PER_CHUNK = 2**23
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class DepthNoiseSettings:
     """Standard deviation (m) of a smooth noise field added to valid pixels."""
     correlated_cell: int
     """Spacing in pixels of the coarse grid the smooth field is interpolated from."""
+    normal_noise_scale: float
+    """Multiplier of the axial noise std of Nguyen, Izadi and Lovell (2012); 0 turns it off."""
 
     def __post_init__(self) -> None:
         prefix = "task.cameras.noise"
@@ -49,8 +63,10 @@ class DepthNoiseSettings:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{prefix}.{name} must be >= 1, got {value}")
-        if not self.correlated_std >= 0.0:
-            raise ValueError(f"{prefix}.correlated_std must be >= 0, got {self.correlated_std}")
+        for name in ("correlated_std", "normal_noise_scale"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"{prefix}.{name} must be >= 0, got {value}")
 
 
 def _stick_slots(mean_count: float) -> int:
@@ -73,8 +89,77 @@ def _interpolation_std(size: int, grid: int) -> torch.Tensor:
     return torch.sqrt((1.0 - frac) ** 2 + frac**2)
 
 
+def pixel_rays(height: int, width: int, focal_length_px: float, device: torch.device | str) -> torch.Tensor:
+    """(3, H, W) rays through the pixel centres: x along the columns, y along the rows, z = 1 forward.
+
+    Pinhole with square pixels and the principal point at the image centre, so planar depth
+    times the ray is the pixel's camera-frame point.
+    """
+    cols = (torch.arange(width, dtype=torch.float64) + 0.5 - width / 2.0) / focal_length_px
+    rows = (torch.arange(height, dtype=torch.float64) + 0.5 - height / 2.0) / focal_length_px
+    x, y = cols.expand(height, width), rows[:, None].expand(height, width)
+    return torch.stack([x, y, torch.ones_like(x)]).to(device, torch.float32)
+
+
+def _tangent(points: torch.Tensor, depth: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Difference along image axis `dim` to the valid neighbour with the smaller depth jump.
+
+    Returns the (n, 3, H, W) tangent and an (n, 1, H, W) bool of whether any neighbour along
+    that axis is valid (depth > 0; outside the image counts as missing).
+    """
+    size = depth.shape[dim]
+    pad = (1, 1, 0, 0) if dim == 3 else (0, 0, 1, 1)
+    padded_points, padded_depth = F.pad(points, pad), F.pad(depth, pad)
+    before, after = padded_depth.narrow(dim, 0, size), padded_depth.narrow(dim, 2, size)
+    valid_before, valid_after = before > 0, after > 0
+    use_after = valid_after & (~valid_before | ((after - depth).abs() <= (depth - before).abs()))
+    tangent = torch.where(
+        use_after, padded_points.narrow(dim, 2, size) - points, points - padded_points.narrow(dim, 0, size)
+    )
+    return tangent, valid_before | valid_after
+
+
+def incidence_angle(depth: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+    """(n, 1, H, W) angle (rad) between each pixel's surface normal and its viewing ray.
+
+    Pixels are back-projected to camera-frame points; along each image axis the tangent goes
+    to the valid neighbour with the smaller depth jump, so a pixel at a step edge takes its
+    tangent from its own surface, and the tangents' cross product is the normal. A pixel with no
+    valid neighbour along an axis (a hole or the border around it) has no normal and gets 0; one
+    whose neighbours all lie across jumps (a one-pixel sliver) reads as grazing. The angle is
+    clamped to `_MAX_INCIDENCE`. Missing pixels (depth 0) get a finite angle that means nothing.
+    """
+    points = depth * rays
+    along_x, has_x = _tangent(points, depth, dim=3)
+    along_y, has_y = _tangent(points, depth, dim=2)
+    # Cross and dot products component by component: elementwise only, so no reduction order
+    # can make a world's bits depend on the batch it is in.
+    ax, ay, az = along_x.unbind(1)
+    bx, by, bz = along_y.unbind(1)
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    px, py, pz = points.unbind(1)
+    lengths = torch.sqrt(nx * nx + ny * ny + nz * nz) * torch.sqrt(px * px + py * py + pz * pz)
+    cos = (nx * px + ny * py + nz * pz).abs() / lengths.clamp_min(torch.finfo(lengths.dtype).tiny)
+    theta = torch.acos(cos.clamp_max(1.0)).clamp_max(_MAX_INCIDENCE)[:, None]
+    return torch.where(has_x & has_y, theta, 0.0)
+
+
+def axial_noise_std(depth: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Axial depth-noise std (m) of the Kinect model of Nguyen, Izadi and Lovell (2012).
+
+    `depth` in metres (> 0), `theta` the incidence angle in radians (< pi/2).
+    """
+    grazing = theta**2 / (math.pi / 2.0 - theta) ** 2
+    return 0.0012 + 0.0019 * (depth - 0.4) ** 2 + 0.0001 * torch.rsqrt(depth) * grazing
+
+
 class DepthNoise:
-    """Applies the noise stages of `DepthNoiseSettings` to a fixed-size batch of depth images."""
+    """Applies the noise stages of `DepthNoiseSettings` to a fixed-size batch of depth images.
+
+    `focal_length_px` is the pinhole focal length (square pixels, principal point at the image
+    centre); `chunk_worlds` is how many worlds `apply` corrupts at once, by default as many as
+    keep each random draw within `_DRAW_ELEMENTS_PER_CHUNK`.
+    """
 
     def __init__(
         self,
@@ -83,7 +168,9 @@ class DepthNoise:
         height: int,
         width: int,
         depth_range: tuple[float, float],
+        focal_length_px: float,
         device: torch.device | str,
+        chunk_worlds: int | None = None,
     ):
         near, far = depth_range
         if not 0.0 <= near < far:
@@ -94,53 +181,71 @@ class DepthNoise:
         pixels = height * width
         s = settings
 
-        # Uniform block layout, one column range per active stage; inactive stages draw nothing.
+        # Column layout of the two draws per world, one range per active stage; inactive stages
+        # draw nothing. Gaussians: field grid, axial pixels. Uniforms: dropout, random values, sticks.
+        self.grid_shape = (math.ceil(height / s.correlated_cell) + 1, math.ceil(width / s.correlated_cell) + 1)
+        self.grid_cols = self.grid_shape[0] * self.grid_shape[1] if s.correlated_std > 0 else 0
+        self.axial_cols = pixels if s.normal_noise_scale > 0 else 0
         self.dropout_cols = pixels if s.dropout_prob > 0 else 0
         self.random_cols = pixels if s.random_value_prob > 0 else 0
         self.stick_mean = pixels * s.stick_prob
         self.stick_slots = _stick_slots(self.stick_mean) if s.stick_prob > 0 else 0
+        self.stick_cols = _STICK_PARAMS * self.stick_slots
+        self.normal_cols = self.grid_cols + self.axial_cols
+        self.uniform_cols = self.dropout_cols + self.random_cols + self.stick_cols
 
-        self.grid_shape = (math.ceil(height / s.correlated_cell) + 1, math.ceil(width / s.correlated_cell) + 1)
-        if s.correlated_std > 0:
+        widest_draw = max(self.normal_cols, self.uniform_cols, 1)
+        if chunk_worlds is None:
+            chunk_worlds = max(1, _DRAW_ELEMENTS_PER_CHUNK // widest_draw)
+        if chunk_worlds < 1:
+            raise ValueError(f"chunk_worlds must be >= 1, got {chunk_worlds}")
+        self.chunk_worlds = min(chunk_worlds, num_envs)
+
+        if self.grid_cols:
             # Bilinear upsampling shrinks the variance between grid nodes (to 4/9 on average);
             # dividing by the per-pixel interpolation std keeps every pixel's std at correlated_std.
             pixel_std = torch.outer(
                 _interpolation_std(height, self.grid_shape[0]), _interpolation_std(width, self.grid_shape[1])
             )
             self.field_scale = (s.correlated_std / pixel_std).to(device, torch.float32)[None, None]
+        if self.axial_cols:
+            self.rays = pixel_rays(height, width, focal_length_px, device)
 
         if self.stick_slots:
             # One extra column per image absorbs inactive and out-of-image candidates.
-            self.stick_mask = torch.zeros(num_envs, pixels + 1, dtype=torch.bool, device=device)
-            self.row_offsets = torch.arange(num_envs, device=device)[:, None, None, None] * (pixels + 1)
+            self.stick_mask = torch.zeros(self.chunk_worlds, pixels + 1, dtype=torch.bool, device=device)
+            self.row_offsets = torch.arange(self.chunk_worlds, device=device)[:, None, None, None] * (pixels + 1)
             self.along = torch.arange(s.stick_max_length, dtype=torch.float32, device=device)[:, None]
             self.across = torch.arange(s.stick_max_width, dtype=torch.float32, device=device)[None, :]
 
     def apply(self, depth: torch.Tensor, seed: int, world_ids: torch.Tensor, counter: torch.Tensor) -> None:
         """Corrupt (N, 1, H, W) float32 metric depth in place; 0 means no reading."""
-        s = self.settings
-        if not s.enabled:
+        if not self.settings.enabled:
             return
         if tuple(depth.shape) != self.shape:
             raise ValueError(f"depth must have shape {self.shape}, got {tuple(depth.shape)}")
-        flat = depth.view(self.shape[0], -1)
+        # Fixed-size chunks of worlds bound the temporaries whatever N is. Every number depends
+        # only on its own world's (seed, id, counter), so the result is bit-identical to one chunk.
+        for start in range(0, self.shape[0], self.chunk_worlds):
+            chunk = slice(start, start + self.chunk_worlds)
+            self._apply_chunk(depth[chunk], seed, world_ids[chunk], counter[chunk])
+
+    def _apply_chunk(self, depth: torch.Tensor, seed: int, world_ids: torch.Tensor, counter: torch.Tensor) -> None:
+        s = self.settings
+        flat = depth.view(len(depth), -1)
         stream = rng.Stream.DEPTH_NOISE
 
-        if s.correlated_std > 0:
-            grid = rng.normal(seed, world_ids, counter, stream, self.grid_shape[0] * self.grid_shape[1])
-            field = F.interpolate(
-                grid.view(-1, 1, *self.grid_shape), size=self.shape[2:], mode="bilinear", align_corners=True
-            )
-            depth.add_(field * self.field_scale * (depth > 0))
+        if self.normal_cols:
+            gaussians = rng.normal(seed, world_ids, counter, stream, self.normal_cols)
+            noise = self._sensor_noise(depth, *gaussians.split([self.grid_cols, self.axial_cols], dim=1))
+            # torch.where, not a product with the mask: a missing pixel's axial std is not finite.
+            depth.add_(torch.where(depth > 0, noise, 0.0))
             depth.masked_fill_((depth < self.near) | (depth > self.far), 0.0)
 
-        n_uniform = self.dropout_cols + self.random_cols + _STICK_PARAMS * self.stick_slots
-        if n_uniform == 0:
+        if self.uniform_cols == 0:
             return
-        u = rng.uniform(seed, world_ids, counter, stream, n_uniform)
-        u_dropout, u_random, u_sticks = u.split(
-            [self.dropout_cols, self.random_cols, _STICK_PARAMS * self.stick_slots], dim=1
-        )
+        u = rng.uniform(seed, world_ids, counter, stream, self.uniform_cols)
+        u_dropout, u_random, u_sticks = u.split([self.dropout_cols, self.random_cols, self.stick_cols], dim=1)
 
         if self.dropout_cols:
             flat.masked_fill_(u_dropout < s.dropout_prob, 0.0)
@@ -152,6 +257,19 @@ class DepthNoise:
             flat.copy_(torch.where(hit, value, flat))
         if self.stick_slots:
             flat.masked_fill_(self._stick_mask(u_sticks), 0.0)
+
+    def _sensor_noise(self, depth: torch.Tensor, grid: torch.Tensor, per_pixel: torch.Tensor) -> torch.Tensor:
+        """(n, 1, H, W) correlated field plus axial noise, from (n, grid cells) and (n, H*W) N(0, 1) draws."""
+        noise = torch.zeros_like(depth)
+        if self.grid_cols:
+            field = F.interpolate(
+                grid.view(-1, 1, *self.grid_shape), size=self.shape[2:], mode="bilinear", align_corners=True
+            )
+            noise += field * self.field_scale
+        if self.axial_cols:
+            std = axial_noise_std(depth, incidence_angle(depth, self.rays))
+            noise += (self.settings.normal_noise_scale * std) * per_pixel.view_as(depth)
+        return noise
 
     def _stick_mask(self, u: torch.Tensor) -> torch.Tensor:
         """(N, H*W) bool of the pixels the sticks cover, from (N, 6 * slots) uniforms."""
@@ -183,6 +301,8 @@ class DepthNoise:
         pixel = torch.where(covered, rows * width + cols, dummy).long()
 
         # The mask is preallocated, so the returned view is only valid until the next call.
-        self.stick_mask.zero_()
-        self.stick_mask.view(-1).index_fill_(0, (pixel + self.row_offsets).view(-1), True)
-        return self.stick_mask[:, :dummy]
+        worlds = len(u)  # the last chunk may be shorter
+        mask = self.stick_mask[:worlds]
+        mask.zero_()
+        mask.view(-1).index_fill_(0, (pixel + self.row_offsets[:worlds]).view(-1), True)
+        return mask[:, :dummy]

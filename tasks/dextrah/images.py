@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS
+from tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS, focal_length_px
 from tasks.dextrah.depth_noise import DepthNoise
 from tasks.dextrah.settings import CameraSettings
 from tasks.sim.renderer import BatchRenderer, image_buffer_bytes
@@ -79,7 +79,7 @@ class ImageObservations:
         if "depth" in kinds:
             self._out_of_range = torch.zeros(n, 1, h, w, dtype=torch.bool, device=dev)
             self.outputs["depth"] = torch.zeros(n, 1, h, w, dtype=getattr(torch, settings.depth_dtype), device=dev)
-            self.noise = DepthNoise(settings.noise, n, h, w, settings.depth_range, dev)
+            self.noise = DepthNoise(settings.noise, n, h, w, settings.depth_range, focal_length_px(settings), dev)
         if "rgb" in kinds:
             self.outputs["rgb"] = torch.zeros(n, len(STEREO_CAMERAS), 3, h, w, dtype=torch.uint8, device=dev)
 
