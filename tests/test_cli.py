@@ -178,7 +178,7 @@ def test_eval_end_to_end(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="120")
     proc = subprocess.run(
         [sys.executable, "-m", "dexgrasp_cli", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr

@@ -4,7 +4,6 @@ the joints itself or asking for palm poses that the env's IK reaches."""
 import dataclasses
 
 import pytest
-import torch
 
 from tasks.dextrah.env import DextrahEnv
 from tasks.dextrah.scripted_policy import ScriptedGraspPolicy

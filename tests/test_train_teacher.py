@@ -60,7 +60,7 @@ class _NoCapture:
 def test_train_writes_config_checkpoints_metrics_and_events(modality, tmp_path, capsys, depth_run):
     run_dir = depth_run if modality == "depth" else tmp_path / "run"
     if modality == "state":
-        code, out, err = train(run_dir, "state", 2, capsys)
+        code, _, err = train(run_dir, "state", 2, capsys)
         assert code == 0, err
     assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summaries"]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())

@@ -76,7 +76,7 @@ def run_training_bench(
             for i in range(iterations + 1):
                 start = time.perf_counter()
                 agent.update_epoch()
-                step_time, play_time, update_time, *_ = agent.train_epoch()
+                _, play_time, update_time, *_ = agent.train_epoch()
                 agent.dataset.update_values_dict(None)
                 synchronize(env.device)
                 times.append((time.perf_counter() - start, play_time, update_time))

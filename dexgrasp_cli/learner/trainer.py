@@ -227,8 +227,10 @@ def _iteration(agent, vecenv, adr: ADR, observer: _RewardTermObserver) -> dict:
         "adr_level": adr.level,
         "reward_per_step": sum(terms.values()),
         "reward_terms": terms,
-        "losses": {"actor": _mean(a_losses), "critic": _mean(c_losses), "bounds": _mean(b_losses),
-                   "entropy": _mean(entropies), "kl": _mean(kls)},  # fmt: skip
+        "losses": {
+            "actor": _mean(a_losses), "critic": _mean(c_losses), "bounds": _mean(b_losses),
+            "entropy": _mean(entropies), "kl": _mean(kls),
+        },
         "learning_rate": float(last_lr * lr_mul),
     }
 
