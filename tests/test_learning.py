@@ -7,7 +7,7 @@ hand (its curve is in metrics.jsonl):
         --set train.networks.state.lstm_units=128 --set train.networks.state.mlp=[128,128] \\
         --set train.networks.critic.lstm_units=128 --set train.networks.critic.mlp=[128,128] \\
         --set train.ppo.learning_rate=3e-4 --set train.ppo.gamma=0.99 \\
-        --set train.networks.state.initial_log_std=-1.0
+        --set train.networks.state.initial_log_std=-1.0 --set train.ppo.bounds_loss_coef=1.0
 
 After 14 minutes the test sends SIGTERM, which also checks that a stop saves ``last.pt``.
 """
@@ -32,6 +32,10 @@ SMALL_STATE_TEACHER = [
     # Absolute palm-pose actions: a standard deviation of 1 would throw the palm target across the
     # whole workspace every step.
     "train.networks.state.initial_log_std=-1.0",
+    # The env clips actions to [-1, 1], so a mean beyond a bound gets no gradient back from the
+    # reward; with DextrAH's 0.005 the palm height's mean drifts to -1.5 and its noise no longer
+    # explores at all. A strong bounds loss keeps the means where the noise reaches both sides.
+    "train.ppo.bounds_loss_coef=1.0",
 ]  # fmt: skip
 NUM_ENVS = 64
 BUDGET_S = 14 * 60
