@@ -191,10 +191,10 @@ class DepthNoise:
         self.stick_mean = pixels * s.stick_prob
         self.stick_slots = _stick_slots(self.stick_mean) if s.stick_prob > 0 else 0
         self.stick_cols = _STICK_PARAMS * self.stick_slots
-        self.normal_cols = self.grid_cols + self.axial_cols
+        self.gaussian_cols = self.grid_cols + self.axial_cols
         self.uniform_cols = self.dropout_cols + self.random_cols + self.stick_cols
 
-        widest_draw = max(self.normal_cols, self.uniform_cols, 1)
+        widest_draw = max(self.gaussian_cols, self.uniform_cols, 1)
         if chunk_worlds is None:
             chunk_worlds = max(1, _DRAW_ELEMENTS_PER_CHUNK // widest_draw)
         if chunk_worlds < 1:
@@ -235,8 +235,8 @@ class DepthNoise:
         flat = depth.view(len(depth), -1)
         stream = rng.Stream.DEPTH_NOISE
 
-        if self.normal_cols:
-            gaussians = rng.normal(seed, world_ids, counter, stream, self.normal_cols)
+        if self.gaussian_cols:
+            gaussians = rng.normal(seed, world_ids, counter, stream, self.gaussian_cols)
             noise = self._sensor_noise(depth, *gaussians.split([self.grid_cols, self.axial_cols], dim=1))
             # torch.where, not a product with the mask: a missing pixel's axial std is not finite.
             depth.add_(torch.where(depth > 0, noise, 0.0))
