@@ -272,10 +272,11 @@ def test_chunked_equals_unchunked():
 
 
 def test_default_chunk_bounds_random_number_memory():
-    """The widest draw, dropout plus random-value uniforms, stays within 64 MiB of int64 per chunk."""
+    """The widest draw (the uniforms: dropout, random values, sticks) stays within 64 MiB of int64 per chunk."""
     noise = DepthNoise(ALL, 8192, H, W, (NEAR, FAR), FOCAL_PX, "cpu")
     assert 64 <= noise.chunk_worlds < 8192
-    assert noise.chunk_worlds * 2 * H * W * 8 <= 64 * 2**20
+    assert noise.uniform_cols > 2 * H * W  # a full image each for dropout and random values, plus sticks
+    assert noise.chunk_worlds * max(noise.uniform_cols, noise.gaussian_cols) * 8 <= 64 * 2**20
 
 
 def test_disabled_leaves_depth_bit_identical():
