@@ -62,6 +62,7 @@ BAD_INPUT = [
     (["eval", "--set", "task.cameras.depth_range=[1.3,0.5]"], "task.cameras.depth_range"),
     (["eval", "--set", "task.cameras.depth_dtype=int8"], "task.cameras.depth_dtype"),
     (["eval", "--set", "task.actions.space=fabric"], "task.actions.space"),
+    (["eval", "--set", "task.grasp_start_fraction=1.5"], "task.grasp_start_fraction"),
     (["eval", "--set", "task.cameras.noise.dropout_prob=2"], "task.cameras.noise.dropout_prob"),
     (["eval", "--frame-interval", "0"], "--frame-interval"),
     (["eval", "--checkpoint", "/nonexistent.pt"], "/nonexistent.pt"),

@@ -18,6 +18,7 @@ from tasks.dextrah import rng
 from tasks.dextrah.actions import NUM_ARM_JOINTS, NUM_JOINTS, make_action_space
 from tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
 from tasks.dextrah.cameras import camera_specs
+from tasks.dextrah.grasp_starts import GraspStarts
 from tasks.dextrah.images import ImageObservations, check_image_kinds
 from tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
 from tasks.dextrah.rewards import REWARD_TERMS, reward_terms
@@ -124,7 +125,11 @@ class DextrahEnv:
         self.first_success = zeros(n, dtype=torch.long)
         self.settle_z = zeros(n)
         self.max_z = zeros(n)
+        self.grasp_started = zeros(n, dtype=torch.bool)
         self.overflow_resets = 0
+        self.grasp_starts: GraspStarts | None = None
+        if settings.grasp_start_fraction > 0:
+            self.grasp_starts = GraspStarts.record(self)
         self.reset()
 
     def observation_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -172,14 +177,31 @@ class DextrahEnv:
         self.targets = torch.where(rows, q, self.targets)
         self.sim.ctrl[:] = self.targets
         self.last_action.masked_fill_(rows, 0.0)
+        if self.grasp_starts is not None:
+            self._start_from_grasp(mask)
         self._draw_observation_noise(mask)
         self.disturbance.masked_fill_(rows, 0.0)
         self.sim.forward_kinematics()
 
         self.prev_points = torch.where(rows[..., None], self.hand_points(), self.prev_points)
-        for buffer in (self.success_steps, self.returns, self.reached, self.first_success,
-                       self.settle_z, self.max_z):  # fmt: skip
+        for buffer in (self.success_steps, self.returns, self.reached, self.first_success, self.max_z):
             buffer.masked_fill_(mask if buffer.dim() == 1 else rows, 0)
+        # A dropped object's resting height replaces this once it settles; a grasp start's object
+        # already rests on the table, so its lift counts from here.
+        self.settle_z = torch.where(mask, self.object_pose()[:, 2], self.settle_z)
+
+    def _start_from_grasp(self, mask: torch.Tensor) -> None:
+        """Move the masked worlds drawn with probability ``grasp_start_fraction`` to their grasp start
+        (see tasks/dextrah/grasp_starts.py); physics randomization and observation noise still apply."""
+        start = self.grasp_starts
+        u = self._uniform(rng.Stream.GRASP_START, 1)[:, 0]
+        self.grasp_started = torch.where(mask, start.recorded & (u < self.settings.grasp_start_fraction), self.grasp_started)
+        rows = (mask & self.grasp_started)[:, None]
+        self.sim.qpos[:] = torch.where(rows, start.qpos, self.sim.qpos)
+        self.sim.qvel[:] = torch.where(rows, start.qvel, self.sim.qvel)
+        self.targets = torch.where(rows, start.targets, self.targets)
+        self.sim.ctrl[:] = self.targets
+        self.last_action = torch.where(rows, start.last_action, self.last_action)
 
     def _spawn_pose(self) -> torch.Tensor:
         """(N, 7) object drop pose: position jittered by ADR widths, orientation by rotation scale."""
@@ -295,8 +317,8 @@ class DextrahEnv:
         self.first_success = torch.where(success & ~self.reached, self.episode_step, self.first_success)
         self.reached |= success
         settle = self.settings.settle_steps
-        self.settle_z = torch.where(self.episode_step == settle, object_z, self.settle_z)
-        settled = self.episode_step >= settle
+        self.settle_z = torch.where((self.episode_step == settle) & ~self.grasp_started, object_z, self.settle_z)
+        settled = (self.episode_step >= settle) | self.grasp_started
         self.max_z = torch.where(settled, torch.maximum(self.max_z, object_z - self.settle_z), self.max_z)
 
     def _episode_stats(self, done: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -32,6 +32,7 @@ class Stream(IntEnum):
     VISUAL = 8
     DEPTH_NOISE = 9
     EPISODE_STAGGER = 10
+    GRASP_START = 11
 
 
 def _i64(x: int) -> int:

@@ -11,12 +11,15 @@ faster than that) with the hand's synergy coordinates.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from tasks.dextrah import palm_ik
-from tasks.dextrah.actions import HandSynergies, PalmPoseActions
-from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
+from tasks.dextrah.actions import NUM_ARM_JOINTS, HandSynergies, PalmPoseActions
+
+if TYPE_CHECKING:  # the env builds grasp starts from this policy
+    from tasks.dextrah.env import DextrahEnv
 
 # Phase boundaries in policy steps (60 Hz): approach above, descend, close, then lift.
 DESCEND_AT, CLOSE_AT, LIFT_AT = 70, 130, 175

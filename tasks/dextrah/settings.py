@@ -145,6 +145,13 @@ class TaskSettings:
     cameras: CameraSettings
     sim: SimSettings
     adr: ADRSettings
+    grasp_start_fraction: float = 0.0
+    """Probability that an episode starts from the scripted grasp's closed hand on the object
+    (tasks/dextrah/grasp_starts.py); 0 is the paper's task. Absent from checkpoints made before it."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.grasp_start_fraction <= 1.0:
+            raise ValueError(f"task.grasp_start_fraction must be in [0, 1], got {self.grasp_start_fraction}")
 
     @property
     def policy_dt(self) -> float:
