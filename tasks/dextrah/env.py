@@ -175,10 +175,10 @@ class DextrahEnv:
         qpos[:, _OBJ_QPOS] = torch.where(rows, object_pose, qpos[:, _OBJ_QPOS])
         qvel[:, :NUM_JOINTS] = torch.where(rows, qd, qvel[:, :NUM_JOINTS])
         self.targets = torch.where(rows, q, self.targets)
-        self.sim.ctrl[:] = self.targets
         self.last_action.masked_fill_(rows, 0.0)
         if self.grasp_starts is not None:
             self._start_from_grasp(mask)
+        self.sim.ctrl[:] = self.targets
         self._draw_observation_noise(mask)
         self.disturbance.masked_fill_(rows, 0.0)
         self.sim.forward_kinematics()
@@ -200,7 +200,6 @@ class DextrahEnv:
         self.sim.qpos[:] = torch.where(rows, start.qpos, self.sim.qpos)
         self.sim.qvel[:] = torch.where(rows, start.qvel, self.sim.qvel)
         self.targets = torch.where(rows, start.targets, self.targets)
-        self.sim.ctrl[:] = self.targets
         self.last_action = torch.where(rows, start.last_action, self.last_action)
 
     def _spawn_pose(self) -> torch.Tensor:
