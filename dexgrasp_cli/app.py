@@ -7,6 +7,7 @@ dexgrasp_cli/checks.py). Subcommands are registered only once they work.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,9 +17,9 @@ import typer
 from rich.console import Console
 
 from dexgrasp_cli.checks import (
-    check_at_least_one, check_folder, check_images_fit, check_output, check_resume, checkpoint_settings, cli_errors,
-    load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device, split_settings_overrides,
-    user_objects, with_resolution, write_json,
+    check_at_least_one, check_folder, check_images_fit, check_layout, check_output, check_resume, checkpoint_settings,
+    cli_errors, load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device,
+    split_settings_overrides, user_objects, with_resolution, worker_args, write_json,
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 
@@ -119,7 +120,7 @@ def eval_command(
 def train_teacher_command(
     modality: Annotated[str, typer.Option(help="depth (the CNN teacher) or state (privileged object pose).")] = "depth",
     res: ResOption = None,
-    num_envs: Annotated[int, typer.Option(help="Simulated worlds stepped in parallel.")] = 16,
+    num_envs: Annotated[int, typer.Option(help="Simulated worlds in all (the global batch, whatever the layout).")] = 16,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many PPO iterations (counted across resumes).")] = 1000,
@@ -127,38 +128,68 @@ def train_teacher_command(
         Optional[Path], typer.Option(metavar="DIR", help="Run directory (default: runs/<modality>_<time>, or the resumed run's).")
     ] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="PATH", help="Continue from this checkpoint.")] = None,
+    layout: Annotated[
+        str, typer.Option(help="single (one process), disagg (K simulator replicas + 1 learner) or dp (K data-parallel ranks).")
+    ] = "single",
+    replicas: Annotated[
+        Optional[int], typer.Option(metavar="K", help="Simulator replicas (disagg) or ranks (dp); default 1, or from torchrun's world size.")
+    ] = None,
+    learner_device: Annotated[
+        Optional[str], typer.Option(metavar="DEVICE", help="disagg: the learner's device (default: its own, like every rank's).")
+    ] = None,
     overrides: TaskTrainSetOption = None,
 ) -> None:
-    """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR."""
+    """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR; in one of three layouts."""
+    from dexgrasp_cli.layouts.topology import Topology, launched_by_torch_distributed, processes
     from dexgrasp_cli.learner.agent import MODALITIES, MODALITY_IMAGES
 
     if modality not in MODALITIES:
         raise UsageError(f"unknown --modality {modality!r}; accepted: {', '.join(MODALITIES)}")
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--max-iterations", max_iterations)
+    worker = launched_by_torch_distributed()
+    count = check_layout(layout, replicas, num_envs, int(os.environ["WORLD_SIZE"]) if worker else None)
     device = resolve_device(device)
+    if learner_device is not None:
+        if layout != "disagg":
+            raise UsageError(f"--learner-device applies to --layout disagg, not {layout}")
+        learner_device = resolve_device(learner_device)
     groups = split_settings_overrides(overrides)
     task = with_resolution(load_settings(groups["task"]), res)
-    train = load_train_settings(groups["train"], num_envs)
+    per_process = num_envs // count  # the worlds each replica or rank simulates
+    train = load_train_settings(groups["train"], per_process if layout == "dp" else num_envs)
     resume_state = None
     if resume is not None:
-        resume_state = check_resume(resume, modality, task, train)
+        resume_state = check_resume(resume, modality, task, train, num_envs)
         run_dir = run_dir or resume.resolve().parent.parent
     run_dir = run_dir or Path("runs") / f"{modality}_{time.strftime('%Y%m%d-%H%M%S')}"
-    if resume is None and (run_dir / "metrics.jsonl").exists():  # never train over an earlier run
+    writes_run = not worker or Topology.from_environment(layout).writes_run
+    if writes_run and resume is None and (run_dir / "metrics.jsonl").exists():  # never train over an earlier run
         raise UsageError(
             f"--run-dir {run_dir} already holds a run; continue it with --resume {run_dir / 'checkpoints' / 'last.pt'} "
             "or choose another --run-dir"
         )
     if MODALITY_IMAGES[modality]:
-        check_images_fit(task, MODALITY_IMAGES[modality], num_envs, device)
+        check_images_fit(task, MODALITY_IMAGES[modality], per_process, device)
     check_folder("--run-dir", run_dir)
 
-    from dexgrasp_cli.learner.trainer import TrainOptions, train_teacher
+    from dexgrasp_cli.learner.trainer import TrainOptions
 
+    options = TrainOptions(modality, num_envs, device, seed, max_iterations, run_dir, resume, tuple(overrides or ()),
+                           layout, count)  # fmt: skip
+    if layout != "single" and not worker:
+        from dexgrasp_cli.layouts.launcher import launch
+
+        raise typer.Exit(launch(layout, processes(layout, count), worker_args(options, res, learner_device)))
     quiet_warp()
-    options = TrainOptions(modality, num_envs, device, seed, max_iterations, run_dir, resume, tuple(overrides or ()))
-    train_teacher(task, train, options, Console(), resume_state)
+    if layout == "single":
+        from dexgrasp_cli.learner.trainer import train_teacher
+
+        train_teacher(task, train, options, Console(), resume_state)
+    else:
+        from dexgrasp_cli.layouts.worker import run_worker
+
+        run_worker(task, train, options, Console(), resume_state, learner_device)
 
 
 @app.command("bench")
@@ -219,33 +250,42 @@ def bench_command(
 @app.command("bench-train")
 @cli_errors
 def bench_train_command(
-    num_envs: Annotated[int, typer.Option(help="Simulated worlds.")] = 16,
+    num_envs: Annotated[int, typer.Option(help="Simulated worlds in all (the global batch of every layout).")] = 16,
     res: Annotated[
         Optional[list[str]], typer.Option("--res", metavar="WxH", help="Depth teacher resolution (repeatable). Default: 32x24 and 160x120.")
     ] = None,
-    iterations: Annotated[int, typer.Option(help="Timed PPO iterations per teacher, after one warm-up iteration.")] = 2,
+    layouts: Annotated[
+        Optional[list[str]], typer.Option("--layout", help="Layout to time: single, disagg or dp (repeatable). Default: single.")
+    ] = None,
+    replicas: Annotated[int, typer.Option(metavar="K", help="Simulator replicas (disagg) and ranks (dp).")] = 2,
+    iterations: Annotated[int, typer.Option(help="Timed PPO iterations per case, after one warm-up iteration.")] = 2,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
     json_path: JsonOption = None,
     overrides: TaskTrainSetOption = None,
 ) -> None:
-    """Training env-steps/s of the teachers (collection + update) and the experience buffer's bytes, fp16 vs fp32."""
+    """Training env-steps/s of the teachers in each layout (collection + update), and the experience buffer's bytes, fp16 vs fp32."""
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--iterations", iterations)
+    layouts = list(dict.fromkeys(layouts or ["single"]))
+    for layout in layouts:
+        check_layout(layout, None if layout == "single" else replicas, num_envs, None)
     device = resolve_device(device)
     groups = split_settings_overrides(overrides)
     task = load_settings(groups["task"])
-    train = load_train_settings(groups["train"], num_envs)
+    trains = [load_train_settings(groups["train"], num_envs // replicas if layout == "dp" else num_envs) for layout in layouts]
     resolutions = [with_resolution(task, r).cameras.resolution for r in (res or ("32x24", "160x120"))]
-    for resolution in resolutions:
+    for resolution in resolutions:  # every layout renders all the worlds on this machine
         check_images_fit(task.with_camera_resolution(resolution), ("depth",), num_envs, device)
     check_output(json_path)
 
-    from dexgrasp_cli.bench.training import run_training_bench, training_table
+    from dexgrasp_cli.bench.training import run_training_bench, training_cases, training_table
 
     quiet_warp()
     console = Console()
-    result = run_training_bench(task, train, resolutions, num_envs, iterations, device, seed, Console(stderr=True))
+    cases = training_cases(layouts, resolutions)
+    result = run_training_bench(task, trains[0].ppo.horizon_length, cases, num_envs, replicas, iterations, device, seed,
+                                list(overrides or []), Console(stderr=True))  # fmt: skip
     result["overrides"] = list(overrides or [])
     console.print(training_table(result))
     console.print("note: absolute figures are only meaningful on a GPU; CPU numbers depend on the machine.")

@@ -20,7 +20,7 @@ from dexgrasp_cli.config import (
     TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
     split_overrides,
 )  # fmt: skip
-from dexgrasp_cli.errors import UsageError
+from dexgrasp_cli.errors import ReportedError, UsageError
 from tasks.dextrah.settings import TaskSettings, parse_resolution
 
 if TYPE_CHECKING:  # importing it loads rl-games, which a bad-input error should not wait for
@@ -37,14 +37,17 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def cli_errors(command: Callable) -> Callable:
-    """Report user errors as one ``error:`` line with exit code 2 instead of a traceback."""
+    """Report user errors (exit code 2) and other reported errors (errors.py) as one ``error:`` line
+    instead of a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (UsageError, ConfigError, ObjectSetError) as err:
+        except (ConfigError, ObjectSetError) as err:
             _fail(str(err))
+        except ReportedError as err:
+            _fail(str(err), err.exit_code)
 
     return wrapper
 
@@ -167,11 +170,17 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
     return state, settings
 
 
-def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings) -> dict:
+def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings, num_envs: int) -> dict:
     """The checkpoint, read once, which must be of the same modality (and, for depth, resolution),
-    action space and networks as the run."""
+    action space, networks and global batch as the run (any layout continues any other)."""
     state = read_checkpoint(path)
     meta = state["dexgrasp"]
+    saved_run = meta["config"]["run"]
+    if saved_run["num_envs"] != num_envs:
+        raise UsageError(
+            f"--resume {path} trained {saved_run['num_envs']} worlds in all ({saved_run.get('layout', 'single')} layout); "
+            f"this run has --num-envs {num_envs}: a run continues with its own global batch"
+        )
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
     trained_space = meta["config"]["task"]["actions"]["space"]
@@ -192,6 +201,52 @@ def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSett
             "resume with the --set values it was trained with"
         )
     return state
+
+
+def check_layout(layout: str, replicas: int | None, num_envs: int, world_size: int | None) -> int:
+    """K, the simulator replicas (disagg) or ranks (dp) of the run; ``world_size`` is torchrun's when
+    this process is one of its ranks (None when dexgrasp is to start the processes itself)."""
+    from dexgrasp_cli.layouts.topology import LAYOUTS, replicas_for
+
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown --layout {layout!r}; accepted: {', '.join(LAYOUTS)}")
+    if replicas is not None:
+        check_at_least_one("--replicas", replicas)
+    if layout == "single":
+        if replicas not in (None, 1):
+            raise UsageError(f"--layout single runs one process; --replicas {replicas} needs --layout disagg or dp")
+        if world_size not in (None, 1):
+            raise UsageError(f"--layout single runs one process; this launch has {world_size} (use --layout disagg or dp)")
+        return 1
+    if world_size is None:
+        count = replicas or 1
+    else:
+        count = replicas_for(layout, world_size)
+        if count < 1:
+            raise UsageError(f"--layout {layout} needs at least 2 processes (1 replica + the learner); this launch has {world_size}")
+        if replicas is not None and replicas != count:
+            raise UsageError(f"--replicas {replicas} does not match this launch: {world_size} processes make {count} for --layout {layout}")
+    if num_envs % count:
+        raise UsageError(f"--num-envs {num_envs} must be a multiple of the {count} {'replicas' if layout == 'disagg' else 'ranks'} "
+                         "(each simulates --num-envs / K worlds)")  # fmt: skip
+    return count
+
+
+def worker_args(options, res: str | None, learner_device: str | None) -> list[str]:
+    """The ``train-teacher`` command line each process of a launch runs: the run as resolved here
+    (run directory included, so all processes agree on it)."""
+    args = ["train-teacher", "--modality", options.modality, "--num-envs", str(options.num_envs),
+            "--device", options.device, "--seed", str(options.seed), "--max-iterations", str(options.max_iterations),
+            "--run-dir", str(options.run_dir), "--layout", options.layout, "--replicas", str(options.replicas)]  # fmt: skip
+    if res is not None:
+        args += ["--res", res]
+    if options.resume is not None:
+        args += ["--resume", str(options.resume)]
+    if learner_device is not None:
+        args += ["--learner-device", learner_device]
+    for assignment in options.overrides:
+        args += ["--set", assignment]
+    return args
 
 
 def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:

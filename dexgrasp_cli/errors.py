@@ -1,9 +1,25 @@
-"""Errors the CLI reports as one line (``error: <message>``) with exit code 2 and no traceback."""
+"""Errors the CLI reports as one line (``error: <message>``) with their exit code and no traceback."""
 
 from __future__ import annotations
 
 
-class UsageError(Exception):
+class ReportedError(Exception):
+    """An error whose message is one line for the user; ``exit_code`` is the command's exit code."""
+
+    exit_code = 1
+
+
+class UsageError(ReportedError):
     """Bad user input. The message is one line naming what was wrong and what is accepted."""
 
     exit_code = 2
+
+
+class PeerLost(ReportedError):
+    """Another process of a multi-process run stopped answering. The message is one line naming it."""
+
+    exit_code = 3
+
+
+class RunFailed(ReportedError):
+    """A run that a command started (a benchmark's training run, say) failed."""

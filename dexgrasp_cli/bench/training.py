@@ -1,16 +1,25 @@
-"""Training throughput and experience-buffer memory of the PPO teachers.
+"""Training throughput of the PPO teachers in each layout, and experience-buffer memory.
 
-Throughput: for each case (state; depth at each resolution) the real trainer set-up (env, vecenv,
-rl-games agent with the yaml networks) runs one warm-up iteration, then ``iterations`` timed ones;
-env-steps/s counts collection and update together. Buffer memory: rl-games' own ExperienceBuffer
-is allocated for a depth teacher at the given size with depth stored as float16 and as float32,
-and the bytes of its tensors are summed. Only GPU figures say anything absolute.
+Throughput: each case (a layout, and a teacher: state, or depth at a resolution) is a real
+``dexgrasp train-teacher`` run in a temporary folder, started as its own command (so the
+multi-process layouts launch their processes as users' runs do), for one warm-up iteration and
+``iterations`` timed ones. The figures come from its metrics.jsonl: env-steps/s (collection and
+update together, over every world of the global batch), collection and update seconds, the slowest
+simulator's stepping, the learner's wait for observations and the share of the iteration that wait
+exceeds the stepping by (the disaggregation overhead). Each row's ratio is to the single layout's
+row of the same teacher, measured in the same run. Buffer memory: rl-games' own ExperienceBuffer is
+allocated for a depth teacher at the given size with depth stored as float16 and as float32, and the
+bytes of its tensors are summed. Only GPU figures say anything absolute.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +29,30 @@ from rich.table import Table
 from rl_games.common.experience import ExperienceBuffer
 from rl_games.common.gym_compat import spaces
 
-from dexgrasp_cli.learner.settings import TrainSettings
+from dexgrasp_cli.errors import RunFailed
+from dexgrasp_cli.learner.agent import build_model
+from dexgrasp_cli.learner.checkpoint import load_checkpoint
 from tasks.dextrah.settings import TaskSettings
-from tasks.sim.mjwarp_backend import synchronize
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_NEVER = 10**9  # periodic checkpoints off: only best and last are written
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    layout: str
+    modality: str
+    resolution: str | None  # None for the state teacher
+
+    @property
+    def label(self) -> str:
+        return self.modality + (f" {self.resolution}" if self.resolution else "")
+
+
+def training_cases(layouts: list[str], resolutions: list[str]) -> list[TrainCase]:
+    """Every teacher (state, then depth at each resolution) in every layout, teacher by teacher."""
+    teachers = [("state", None)] + [("depth", res) for res in resolutions]
+    return [TrainCase(layout, modality, res) for modality, res in teachers for layout in layouts]
 
 
 def experience_buffer_bytes(num_envs: int, horizon: int, width: int, height: int, depth_dtype, env_info: dict) -> int:
@@ -52,72 +80,111 @@ def _nbytes(value) -> int:
 
 
 def run_training_bench(
-    task: TaskSettings, train: TrainSettings, resolutions: list[str], num_envs: int, iterations: int,
-    device: str, seed: int, console: Console,
+    task: TaskSettings, horizon: int, cases: list[TrainCase], num_envs: int, replicas: int, iterations: int,
+    device: str, seed: int, overrides: list[str], console: Console,
 ) -> dict:  # fmt: skip
-    """Time the teachers; see the module docstring."""
-    from dexgrasp_cli.learner.patches import close_agent
-    from dexgrasp_cli.learner.trainer import TrainOptions, build_training
-
-    cases = [("state", None)] + [("depth", res) for res in resolutions]
+    """Time every case (see the module docstring); progress goes to ``console``."""
     rows = []
-    for modality, res in cases:
-        label = modality + (f" {res}" if res else "")
-        console.print(f"[bold]bench-train[/] {label}, {num_envs} worlds on {device}: building ...")
-        case_task = task.with_camera_resolution(res) if res else task
-        with tempfile.TemporaryDirectory() as run_dir:
-            options = TrainOptions(modality, num_envs, device, seed, iterations + 1, Path(run_dir), None, ())
-            env, vecenv, agent, _ = build_training(case_task, train, options)
-            env_info = vecenv.get_env_info()  # proprioception, critic and actions size the buffer below
-            agent.init_tensors()
-            agent.obs = agent.env_reset()
-            agent.curr_frames = agent.batch_size_envs
-            times = []
-            for i in range(iterations + 1):
-                start = time.perf_counter()
-                agent.update_epoch()
-                _, play_time, update_time, *_ = agent.train_epoch()
-                agent.dataset.update_values_dict(None)
-                synchronize(env.device)
-                times.append((time.perf_counter() - start, play_time, update_time))
-                console.print(f"  iteration {i} ({'warm-up' if i == 0 else 'timed'}): {times[-1][0]:.2f} s")
-            close_agent(agent)
-        timed = np.array(times[1:])
-        frames = agent.curr_frames
+    for case in cases:
+        with tempfile.TemporaryDirectory(prefix="dexgrasp-bench-") as folder:
+            run_dir = Path(folder) / "run"
+            lines = _train(case, num_envs, replicas, iterations + 1, device, seed, overrides, run_dir, console)
+            policy = load_checkpoint(run_dir / "checkpoints" / "last.pt")["dexgrasp"]["policy"]
+        parameters = sum(p.numel() for p in build_model(policy, torch.device("cpu"), 1).parameters())
+        timed = lines[1:]
+        seconds = sum(m["seconds"] for m in timed)
+        frames = timed[-1]["env_steps"] - lines[0]["env_steps"]
         rows.append({
-            "modality": modality, "resolution": res, "worlds": num_envs, "iterations": iterations,
-            "env_steps_per_iteration": frames,
-            "env_steps_per_s": frames * iterations / timed[:, 0].sum(),
-            "collect_s": float(timed[:, 1].mean()), "update_s": float(timed[:, 2].mean()),
-            "parameters": sum(p.numel() for p in agent.model.parameters()),
+            "layout": case.layout, "modality": case.modality, "resolution": case.resolution, "worlds": num_envs,
+            "replicas": 1 if case.layout == "single" else replicas, "iterations": iterations,
+            "env_steps_per_iteration": frames // iterations, "env_steps_per_s": frames / seconds,
+            **{key: float(np.mean([m[field] for m in timed])) for key, field in _MEANS.items()},
+            "parameters": parameters,
         })  # fmt: skip
-        del env, vecenv, agent
-    horizon = train.ppo.horizon_length
+    _add_ratios(rows)
     width, height = 160, 120
+    env_info = _teacher_spaces(task, device, seed)
     memory = {
         "num_envs": 4096, "horizon": horizon, "resolution": f"{width}x{height}",
         "float16_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float16, env_info),
         "float32_bytes": experience_buffer_bytes(4096, horizon, width, height, np.float32, env_info),
     }  # fmt: skip
     return {"benchmark": "training", "device": device, "seed": seed, "results": rows, "buffer": memory,
-            "torch_threads": torch.get_num_threads(), "format_version": FORMAT_VERSION}  # fmt: skip
+            "format_version": FORMAT_VERSION}  # fmt: skip
+
+
+_MEANS = {"collect_s": "collect_seconds", "update_s": "update_seconds", "sim_step_s": "sim_step_seconds",
+          "obs_wait_s": "obs_wait_seconds", "overhead_share": "overhead_share"}  # fmt: skip
+"""Row key: the metrics.jsonl field it is the mean of, over the timed iterations."""
+
+
+def _train(case: TrainCase, num_envs: int, replicas: int, iterations: int, device: str, seed: int,
+           overrides: list[str], run_dir: Path, console: Console) -> list[dict]:  # fmt: skip
+    """Run ``train-teacher`` for ``case`` as a command; return its metrics, one dict per iteration."""
+    args = [sys.executable, "-m", "dexgrasp_cli", "train-teacher", "--modality", case.modality, "--num-envs", str(num_envs),
+            "--max-iterations", str(iterations), "--device", device, "--seed", str(seed), "--run-dir", str(run_dir),
+            "--layout", case.layout, "--set", f"train.run.save_every={_NEVER}"]  # fmt: skip
+    if case.layout != "single":
+        args += ["--replicas", str(replicas)]
+    if case.resolution:
+        args += ["--res", case.resolution]
+    for assignment in overrides:
+        args += ["--set", assignment]
+    metrics = run_dir / "metrics.jsonl"
+    label = f"{case.layout}{'' if case.layout == 'single' else f' x{replicas}'}, {case.label}"
+    log = run_dir.parent / "train-teacher.log"
+    with console.status(f"[bold]bench-train[/] {label}, {num_envs} worlds on {device}: starting ...") as status, \
+            log.open("w") as out:  # fmt: skip
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+            status.update(f"[bold]bench-train[/] {label}: iteration {done}/{iterations} done "
+                          f"({'warm-up, then timed' if done == 0 else 'timed'})")  # fmt: skip
+    if proc.returncode != 0:
+        tail = " | ".join(log.read_text().strip().splitlines()[-3:])
+        raise RunFailed(f"bench-train {label}: train-teacher exited with code {proc.returncode}: {tail}")
+    console.print(f"bench-train {label}: {iterations} iterations done")
+    return [json.loads(line) for line in metrics.read_text().splitlines()]
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """Each row's env-steps/s over the single layout's for the same teacher (None without one)."""
+    single = {(r["modality"], r["resolution"]): r["env_steps_per_s"] for r in rows if r["layout"] == "single"}
+    for row in rows:
+        base = single.get((row["modality"], row["resolution"]))
+        row["ratio_to_single"] = row["env_steps_per_s"] / base if base else None
+
+
+def _teacher_spaces(task: TaskSettings, device: str, seed: int) -> dict:
+    """A state teacher's vecenv spaces (proprioception, critic, actions) from a one-world env."""
+    from dexgrasp_cli.learner.vecenv import LocalVecEnv
+    from tasks.dextrah.env import DextrahEnv
+
+    return LocalVecEnv(DextrahEnv(task, 1, device=device, seed=seed), "state", device).get_env_info()
 
 
 def training_table(result: dict) -> Table:
     table = Table(title=f"dexgrasp bench-train: PPO teachers on {result['device']} (collection + update)")
-    for name in ("teacher", "worlds", "env-steps/iter", "env-steps/s", "collect s", "update s", "parameters"):
-        table.add_column(name, justify="left" if name == "teacher" else "right")
+    columns = ("layout", "teacher", "worlds", "env-steps/iter", "env-steps/s", "x single", "collect s", "update s",
+               "sim step s", "obs wait s", "overhead", "parameters")  # fmt: skip
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("layout", "teacher") else "right")
     for row in result["results"]:
+        layout = row["layout"] + ("" if row["layout"] == "single" else f" x{row['replicas']}")
+        ratio = "" if row["ratio_to_single"] is None else f"{row['ratio_to_single']:.2f}"
         table.add_row(
-            row["modality"] + (f" {row['resolution']}" if row["resolution"] else ""), str(row["worlds"]),
-            str(row["env_steps_per_iteration"]), f"{row['env_steps_per_s']:,.1f}", f"{row['collect_s']:.2f}",
-            f"{row['update_s']:.2f}", f"{row['parameters']:,}",
+            layout, row["modality"] + (f" {row['resolution']}" if row["resolution"] else ""), str(row["worlds"]),
+            str(row["env_steps_per_iteration"]), f"{row['env_steps_per_s']:,.1f}", ratio, f"{row['collect_s']:.2f}",
+            f"{row['update_s']:.2f}", f"{row['sim_step_s']:.2f}", f"{row['obs_wait_s']:.2f}",
+            f"{row['overhead_share']:.1%}", f"{row['parameters']:,}",
         )  # fmt: skip
     b = result["buffer"]
     ratio = b["float32_bytes"] / b["float16_bytes"]
     table.caption = (
         f"experience buffer, depth teacher, {b['num_envs']} envs x {b['horizon']} steps x {b['resolution']}: "
         f"{b['float16_bytes'] / 2**30:.2f} GiB with float16 depth, {b['float32_bytes'] / 2**30:.2f} GiB with float32 "
-        f"({ratio:.2f}x)"
+        f"({ratio:.2f}x). sim step: the slowest simulator's stepping per iteration; obs wait: the learner's wait "
+        "for observations; overhead: the share of the iteration that wait exceeds the stepping by."
     )
     return table

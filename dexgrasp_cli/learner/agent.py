@@ -1,24 +1,24 @@
 """rl-games glue: the params dict of a teacher, the PPO agent over a vecenv, and the bare model.
 
-The agent is built directly (not through rl-games' Runner) and finds its env the rl-games way: the
-vecenv is registered under ``ENV_NAME`` and the agent creates it by name. rl-games writes its
-TensorBoard events and nothing else under the run directory (``summaries/``); dexgrasp owns
-checkpoints and metrics.
+The agent (rl-games' PPO agent with the 1.6.5 fixes, see patches.py) is built directly, not through
+rl-games' Runner, and finds its env the rl-games way: the vecenv is registered under ``ENV_NAME`` and
+the agent creates it by name. rl-games writes its TensorBoard events and nothing else under the run
+directory (``summaries/``); dexgrasp owns checkpoints and metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import torch
 from rl_games.algos_torch import model_builder
-from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.algo_observer import DefaultAlgoObserver
 from rl_games.common.tr_helpers import DefaultRewardsShaper
 
 from dexgrasp_cli.learner.networks import CRITIC, DEPTH_TEACHER, STATE_TEACHER, register_networks
-from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, apply_patches, check_model_name, check_ppo_config
+from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, FixedA2CAgent, check_model_name, check_ppo_config
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.vecenv import register
 
@@ -78,23 +78,29 @@ def rl_games_params(
     }
 
 
-def build_agent(params: dict, vecenv, run_dir: Path) -> A2CAgent:
+def build_agent(params: dict, vecenv, run_dir: Path | None) -> FixedA2CAgent:
     """The PPO agent over ``vecenv`` (registered as ``ENV_NAME``); rl-games' TensorBoard writer goes
-    to ``run_dir/summaries``."""
+    to ``run_dir/summaries``. With ``run_dir`` None (a data-parallel rank that logs nothing) the agent
+    has no writer and leaves no files."""
     check_model_name(params["model"]["name"])
     register_networks()
-    apply_patches()
     register(ENV_NAME, lambda **_: vecenv)
     config = dict(params["config"])
     del config["env_info"]  # without it rl-games creates the vecenv by name and asks it for its spaces
-    config.update(
-        train_dir=str(run_dir),
-        full_experiment_name=".",
-        reward_shaper=DefaultRewardsShaper(**config["reward_shaper"]),
-        features={"observer": DefaultAlgoObserver()},
-    )
-    agent = A2CAgent(base_name="run", params=dict(params, config=config))
-    Path(agent.nn_dir).rmdir()  # rl-games' own checkpoint folder, left empty: dexgrasp saves to checkpoints/
+    with tempfile.TemporaryDirectory(prefix="dexgrasp-agent-") as scratch:  # rl-games always writes somewhere
+        config.update(
+            train_dir=str(run_dir or scratch),
+            full_experiment_name=".",
+            reward_shaper=DefaultRewardsShaper(**config["reward_shaper"]),
+            features={"observer": DefaultAlgoObserver()},
+        )
+        agent = FixedA2CAgent(base_name="run", params=dict(params, config=config))
+        Path(agent.nn_dir).rmdir()  # rl-games' own checkpoint folder, left empty: dexgrasp saves to checkpoints/
+        if run_dir is None:
+            agent.writer.close()
+            agent.writer = None
+            if agent.has_central_value:
+                agent.central_value_net.writter = None  # rl-games' spelling
     return agent
 
 

@@ -12,7 +12,8 @@ TOP_TERMS = 4  # reward terms shown, largest mean magnitude first
 
 
 class TrainingDisplay:
-    """Iteration out of total with ETA, throughput, success, ADR level and the reward terms."""
+    """Iteration out of total with ETA, throughput, success, ADR level, the reward terms, and where the
+    collection time went: the slowest simulator's stepping and the learner's wait for observations."""
 
     def __init__(self, title: str, first_iteration: int, total_iterations: int, console=None):
         self.title = title
@@ -53,6 +54,8 @@ class TrainingDisplay:
             cells = [f"{name} {value:+.4f}" for name, value in terms]
             table.add_row("reward terms", "  ".join(cells), "", "")
             table.add_row("episodes done", f"{m['episodes_total']:,}", "env-steps", f"{m['env_steps']:,}")
+            table.add_row("sim step s", f"{m['sim_step_seconds']:.2f} (slowest)", "obs wait s",
+                          f"{m['obs_wait_seconds']:.2f} (overhead {m['overhead_share']:.1%})")
         else:
             table.add_row("collecting the first iteration (the first one compiles kernels) ...", "", "", "")
         return Panel(Group(self.progress, table), title=self.title, expand=False)

@@ -1,30 +1,36 @@
 """Workarounds for rl-games 1.6.5 defects (fixed on its master, not released).
 
 Configuration defects are refused or given safe defaults by ``check_ppo_config`` and
-``check_model_name``, with one-line errors. Defects in code are patched by ``apply_patches()``
-(idempotent; call it before creating an agent):
+``check_model_name``, with one-line errors. Defects in code are fixed in ``FixedA2CAgent``, a
+subclass of rl-games' PPO agent (rl-games' own classes are left as they are):
 
 - multi-GPU, ``schedule_type: standard``: ranks other than 0 put their stale ``last_lr`` back after
   every minibatch (a2c_continuous.py ``train_actor_critic``), because ``update_lr``
   (a2c_common.py) applies rank 0's broadcast LR without remembering it; the ranks then step with
-  different LRs and their weights drift apart. Patched: ``update_lr`` remembers it.
+  different LRs and their weights drift apart. Fixed: ``update_lr`` remembers it.
 - multi-GPU: running normalizer statistics are updated from each rank's own data and never
-  synchronised. Patched: every ``train_epoch`` starts from rank 0's statistics and ends with an
+  synchronised. Fixed: every ``train_epoch`` starts from rank 0's statistics and ends with an
   exact merge of what all ranks added (see ``merge_running_stats``). Within an epoch each rank
   still normalizes with its own updates; the ranks agree again from the next epoch on.
 - checkpoints hold ``last_mean_rewards`` as a numpy float, so ``torch.load(weights_only=True)``
-  refuses them. Patched: it is saved as a Python float.
+  refuses them. Fixed: it is saved as a Python float.
 
-rl-games never closes the vecenv nor its SummaryWriter: call ``close_agent`` when done.
+rl-games' ``multi_gpu: True`` creates an NCCL process group and moves the agent to
+``cuda:LOCAL_RANK`` itself, so it cannot run on CPU (gloo) nor inside a process group the caller
+made. ``FixedA2CAgent.join_data_parallel`` turns the same multi-GPU code paths on over the caller's
+default process group instead. rl-games never closes the vecenv nor its SummaryWriter: call
+``close_agent`` when done.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
 
 import torch
 import torch.distributed as dist
-from rl_games.common.a2c_common import A2CBase, ContinuousA2CBase
+from rl_games.algos_torch.a2c_continuous import A2CAgent
+from rl_games.common.a2c_common import A2CBase
+from rl_games.common.schedulers import IdentityScheduler
 from torch import nn
 
 ACCEPTED_MODEL = "continuous_a2c_logstd"
@@ -94,54 +100,44 @@ def _refuse_input_normalization(section: dict, where: str) -> None:
     section["normalize_input"] = False  # rl-games reads this key without a default
 
 
-# ---------------------------------------------------------------------- code patches
-_applied = False
+# ---------------------------------------------------------------------- the fixed agent
+class FixedA2CAgent(A2CAgent):
+    """rl-games' continuous PPO agent with the code defects of the module docstring fixed."""
 
-
-def apply_patches() -> None:
-    """Patch the rl-games classes in place (see the module docstring); calling it again does nothing."""
-    global _applied
-    if _applied:
-        return
-    A2CBase.update_lr = _remembering_broadcast_lr(A2CBase.update_lr)
-    ContinuousA2CBase.train_epoch = _with_synced_running_stats(ContinuousA2CBase.train_epoch)
-    A2CBase.get_full_state_weights = _with_plain_last_mean_rewards(A2CBase.get_full_state_weights)
-    _applied = True
-
-
-def _remembering_broadcast_lr(update_lr):
-    @functools.wraps(update_lr)
-    def wrapper(self, lr):
-        update_lr(self, lr)
+    def update_lr(self, lr):
+        super().update_lr(lr)
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # rank 0's value in multi-GPU runs
 
-    return wrapper
-
-
-def _with_synced_running_stats(train_epoch):
-    @functools.wraps(train_epoch)
-    def wrapper(self):
+    def train_epoch(self):
         if not self.multi_gpu:
-            return train_epoch(self)
-        models = [self.model]
-        if self.has_central_value:
-            models.append(self.central_value_net.model)
+            return super().train_epoch()
+        models = self._trained_models()
         shared = broadcast_running_stats(models)
-        result = train_epoch(self)
+        result = super().train_epoch()
         merge_running_stats(models, shared)
         return result
 
-    return wrapper
-
-
-def _with_plain_last_mean_rewards(get_full_state_weights):
-    @functools.wraps(get_full_state_weights)
-    def wrapper(self):
-        state = get_full_state_weights(self)
+    def get_full_state_weights(self):
+        state = super().get_full_state_weights()
         state["last_mean_rewards"] = float(state["last_mean_rewards"])
         return state
 
-    return wrapper
+    def join_data_parallel(self, rank: int, world_size: int) -> None:
+        """Train as rank ``rank`` of ``world_size`` over the default process group, as rl-games'
+        ``multi_gpu`` does: gradients and KL all-reduced, rank 0's learning rate broadcast, and rank
+        0's weights (parameters and normalizer buffers) given to every rank now."""
+        self.multi_gpu, self.global_rank, self.world_size = True, rank, world_size
+        if self.has_central_value:
+            critic = self.central_value_net
+            critic.multi_gpu, critic.global_rank, critic.world_size = True, rank, world_size
+        if rank != 0:  # as rl-games does: rank 0's scheduler decides, update_lr broadcasts its LR
+            self.scheduler = IdentityScheduler()
+        for model in self._trained_models():
+            for tensor in itertools.chain(model.parameters(), model.buffers()):
+                dist.broadcast(tensor.data, 0)
+
+    def _trained_models(self) -> list[nn.Module]:
+        return [self.model] + ([self.central_value_net.model] if self.has_central_value else [])
 
 
 # ---------------------------------------------------------------------- normalizer synchronisation

@@ -6,6 +6,10 @@ Rich live view, saves atomic checkpoints (periodic, best, last) and stops cleanl
 SIGTERM. Each iteration is rl-games' ``train_epoch``: ``horizon_length`` steps of every world, then
 ``mini_epochs`` passes of PPO over them.
 
+The loop is the same in every layout: it sees the worlds through a ``TrainingVecEnv`` (in this
+process, or simulator replicas elsewhere) and the other learner processes through a
+``LearnerGroup`` (none, or data-parallel ranks); dexgrasp_cli/layouts/ builds both.
+
 A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one line per
 iteration), ``summaries/`` (TensorBoard events) and ``checkpoints/`` (``best.pt``, ``last.pt`` and
 the newest periodic ``iter_NNNNNN.pt``).
@@ -25,14 +29,14 @@ from pathlib import Path
 import torch
 import yaml
 from rich.console import Console
-from rl_games.common.algo_observer import AlgoObserver
 
 from dexgrasp_cli.atomic import write_text_atomic
-from dexgrasp_cli.learner.checkpoint import (
-    DEXGRASP_KEY, FORMAT_VERSION, rng_state, save_checkpoint, set_rng_state,
-)  # fmt: skip
+from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY, FORMAT_VERSION, save_checkpoint
 from dexgrasp_cli.learner.display import TrainingDisplay
+from dexgrasp_cli.learner.learner_group import LearnerGroup
+from dexgrasp_cli.learner.rollout_stats import RolloutStats
 from dexgrasp_cli.learner.settings import TrainSettings
+from dexgrasp_cli.learner.vecenv import TrainingVecEnv
 from tasks.dextrah.adr import ADR
 from tasks.dextrah.rewards import REWARD_TERMS
 from tasks.dextrah.settings import TaskSettings
@@ -48,43 +52,25 @@ class TrainOptions:
 
     modality: str
     num_envs: int
+    """The global batch: every world of the run, whichever processes simulate them."""
     device: str
+    """The learner's device (in a multi-process layout, this process's)."""
     seed: int
     max_iterations: int
     run_dir: Path
     resume: Path | None
     overrides: tuple[str, ...]
-
-
-class _RewardTermObserver(AlgoObserver):
-    """Sums each reward term over the env-steps of an iteration (rl-games hands us every step's infos).
-
-    The sums stay on the env's device, so a step costs no host synchronization; they are read once
-    per iteration.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.sums: torch.Tensor | None = None  # (len(REWARD_TERMS),) float64
-        self.steps = 0
-
-    def process_infos(self, infos, done_indices):
-        terms = torch.stack([infos["reward_terms"][name].sum() for name in REWARD_TERMS]).double()
-        self.sums = terms if self.sums is None else self.sums + terms
-        self.steps += len(infos["success"])
-
-    def pop_means(self) -> dict[str, float]:
-        sums = self.sums.tolist() if self.sums is not None else [0.0] * len(REWARD_TERMS)
-        means = {name: total / max(1, self.steps) for name, total in zip(REWARD_TERMS, sums)}
-        self.sums, self.steps = None, 0
-        return means
+    layout: str = "single"
+    replicas: int = 1
+    """Simulator replicas (disagg) or data-parallel ranks (dp)."""
 
 
 class _StopRequest:
-    """The first Ctrl-C or SIGTERM asks the loop to stop after the current iteration; a second aborts."""
+    """The first Ctrl-C or SIGTERM asks the loop to stop after the current iteration; a second aborts.
+    ``announce``: say so on the console (the main rank does; the others stay quiet)."""
 
-    def __init__(self, console: Console):
-        self.console, self.requested = console, False
+    def __init__(self, console: Console, announce: bool = True):
+        self.console, self.announce, self.requested = console, announce, False
 
     def __enter__(self) -> _StopRequest:
         self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -98,8 +84,9 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint after this iteration "
-                           "(again to abort without saving)[/]")  # fmt: skip
+        if self.announce:
+            self.console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint after this iteration "
+                               "(again to abort without saving)[/]")  # fmt: skip
 
 
 def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOptions) -> dict:
@@ -108,38 +95,57 @@ def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOpti
     return {"run": run, "task": dataclasses.asdict(task), "train": dataclasses.asdict(train)}
 
 
-def build_training(task: TaskSettings, train: TrainSettings, options: TrainOptions):
-    """The env, its vecenv and the rl-games agent of a run, seeded; returns them and the params."""
-    from dexgrasp_cli.learner.agent import MODALITY_IMAGES, build_agent, rl_games_params
+def local_vecenv(task: TaskSettings, options: TrainOptions, env_offset: int = 0, num_envs: int | None = None):
+    """An env of ``num_envs`` worlds (default: all) from global world ``env_offset`` on, in this
+    process on ``options.device``, seen as a LocalVecEnv."""
+    from dexgrasp_cli.learner.agent import MODALITY_IMAGES
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
     from tasks.dextrah.env import DextrahEnv
 
-    torch.manual_seed(options.seed)
-    device = torch.device(options.device)
     images = MODALITY_IMAGES[options.modality]
-    env = DextrahEnv(task, options.num_envs, device=options.device, seed=options.seed, images=images)
-    vecenv = LocalVecEnv(env, options.modality, device)
-    params = rl_games_params(train, options.modality, options.num_envs, device, options.max_iterations, vecenv.get_env_info())
+    count = options.num_envs if num_envs is None else num_envs
+    env = DextrahEnv(task, count, device=options.device, seed=options.seed, env_offset=env_offset, images=images)
+    return LocalVecEnv(env, options.modality, options.device)
+
+
+def build_agent_over(vecenv: TrainingVecEnv, train: TrainSettings, options: TrainOptions, group: LearnerGroup):
+    """The rl-games agent of a run over ``vecenv``, seeded and joined to its group; returns it and its params.
+
+    The weights are drawn right after seeding, so they do not depend on what built the worlds (in
+    this process or elsewhere): every layout starts from the same network.
+    """
+    from dexgrasp_cli.learner.agent import build_agent, rl_games_params
+
+    params = rl_games_params(train, options.modality, vecenv.num_envs, vecenv.device, options.max_iterations,
+                             vecenv.get_env_info())  # fmt: skip
+    torch.manual_seed(options.seed)
     with contextlib.redirect_stdout(io.StringIO()):  # rl-games prints its set-up chatter
-        agent = build_agent(params, vecenv, options.run_dir)
-    return env, vecenv, agent, params
+        agent = build_agent(params, vecenv, options.run_dir if group.is_main else None)
+    group.join(agent)
+    group.seed_exploration(options.seed)
+    return agent, params
 
 
 def train_teacher(
-    task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console, resume: dict | None = None
-) -> dict:
+    task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console, resume: dict | None = None,
+    vecenv: TrainingVecEnv | None = None, group: LearnerGroup | None = None,
+) -> dict:  # fmt: skip
     """Train until ``max_iterations`` (counted over resumes too) or a stop request; return a summary.
-    ``resume`` is the checkpoint at ``options.resume``, already read and checked by the caller."""
+
+    ``resume`` is the checkpoint at ``options.resume``, already read and checked by the caller.
+    ``vecenv`` defaults to all worlds in this process, ``group`` to this learner alone.
+    """
     from dexgrasp_cli.learner.agent import policy_description
     from dexgrasp_cli.learner.patches import close_agent
 
+    group = group or LearnerGroup()
     run_dir = options.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = resolved_config(task, train, options)
-    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-    env, vecenv, agent, params = build_training(task, train, options)
-    observer = _RewardTermObserver()
-    agent.algo_observer = observer
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    vecenv = vecenv or local_vecenv(task, options)
+    agent, params = build_agent_over(vecenv, train, options, group)
     adr = ADR(task.adr)
     meta = {"format_version": FORMAT_VERSION, "modality": options.modality, "resolution": task.cameras.resolution,
             "policy": policy_description(params), "config": config}  # fmt: skip
@@ -149,69 +155,79 @@ def train_teacher(
         agent.set_full_state_weights(resume, set_epoch=True)
         agent.last_lr, agent.entropy_coef = extra["last_lr"], extra["entropy_coef"]
         adr.load_state_dict(extra["adr"])
-        env.episode_index.copy_(extra["episode_index"].to(env.device))
+        vecenv.load_state_dict({"episode_index": extra["episode_index"]})
         best, episodes_total = extra["best_success"], extra["episodes_total"]
-        set_rng_state(extra["rng"])
+        group.restore_rng(extra.get("rank_rngs") or [extra["rng"]])
     vecenv.set_adr_level(adr.level)
 
     def checkpoint(path: Path) -> Path:
-        extra = dict(meta, adr=adr.state_dict(), rng=rng_state(), last_lr=float(agent.last_lr),
+        """Every rank calls this at the same points (it gathers from all of them); the main one saves."""
+        worlds, rngs = vecenv.state_dict(), group.rng_states()
+        if not group.is_main:
+            return path
+        extra = dict(meta, adr=adr.state_dict(), rng=rngs[0], last_lr=float(agent.last_lr),
                      entropy_coef=float(agent.entropy_coef), best_success=best, episodes_total=episodes_total,
-                     episode_index=env.episode_index.cpu(), iteration=agent.epoch_num)  # fmt: skip
+                     episode_index=worlds["episode_index"], iteration=agent.epoch_num)  # fmt: skip
+        if len(rngs) > 1:
+            extra["rank_rngs"] = rngs
         save_checkpoint(path, dict(agent.get_full_state_weights(), **{DEXGRASP_KEY: extra}))
         return path
 
     checkpoints = run_dir / CHECKPOINTS
     agent.init_tensors()
     agent.obs = agent.env_reset()
-    env.stagger_episode_ends()
+    vecenv.stagger_episode_ends()
     agent.curr_frames = agent.batch_size_envs
-    metrics = {}
-    title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if env.images else "") + f" -> {run_dir}"
+    metrics, stopping = {}, False
+    title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if options.modality == "depth" else "")
+    if options.layout != "single":
+        title += f", {options.layout} x{options.replicas}"
+    display = TrainingDisplay(f"{title} -> {run_dir}", agent.epoch_num, options.max_iterations, console) if group.is_main else None
     try:
-        with _StopRequest(console) as stop, TrainingDisplay(title, agent.epoch_num, options.max_iterations, console) as display:
-            while agent.epoch_num < options.max_iterations and not stop.requested:
-                metrics = _iteration(agent, vecenv, adr, observer)
+        with _StopRequest(console, group.is_main) as stop, display or contextlib.nullcontext():
+            while agent.epoch_num < options.max_iterations and not stopping:
+                metrics = _iteration(agent, vecenv, adr, group)
                 episodes_total += metrics["episodes"]
                 metrics["episodes_total"] = episodes_total
-                _log(agent.writer, run_dir / METRICS_FILE, metrics)
-                display.update(agent.epoch_num, metrics)
-                if metrics["success_rate"] > best:
+                if group.is_main:
+                    _log(agent.writer, run_dir / METRICS_FILE, metrics)
+                    display.update(agent.epoch_num, metrics)
+                if metrics["success_rate"] > best:  # global figures: every rank decides alike
                     best = metrics["success_rate"]
                     checkpoint(checkpoints / "best.pt")
                 if agent.epoch_num % train.run.save_every == 0:
-                    _keep_newest(checkpoints, train.run.keep_periodic - 1)
+                    if group.is_main:
+                        _keep_newest(checkpoints, train.run.keep_periodic - 1)
                     checkpoint(checkpoints / f"iter_{agent.epoch_num:06d}.pt")
+                stopping = group.any(stop.requested)
         last = checkpoint(checkpoints / "last.pt")
-        # soft_wrap keeps the path on one line, so it can be copied
-        console.print(f"{'stopped' if stop.requested else 'finished'} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)
+        if group.is_main:  # soft_wrap keeps the path on one line, so it can be copied
+            console.print(f"{'stopped' if stopping else 'finished'} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)
     finally:
         close_agent(agent)
     return {"run_dir": str(run_dir), "iterations": agent.epoch_num, "checkpoint": str(last),
-            "adr_level": adr.level, "stopped": stop.requested, "last_metrics": metrics}  # fmt: skip
+            "adr_level": adr.level, "stopped": stopping, "last_metrics": metrics}  # fmt: skip
 
 
-def _iteration(agent, vecenv, adr: ADR, observer: _RewardTermObserver) -> dict:
-    """One rl-games iteration, then ADR and the numbers to log."""
+def _iteration(agent, vecenv: TrainingVecEnv, adr: ADR, group: LearnerGroup) -> dict:
+    """One rl-games iteration, then ADR and the numbers to log (global over every world of the run)."""
     start = time.perf_counter()
     agent.update_epoch()
     (step_time, play_time, update_time, sum_time, a_losses, c_losses, b_losses,
      entropies, kls, last_lr, lr_mul) = agent.train_epoch()  # fmt: skip
     agent.dataset.update_values_dict(None)  # frees the flattened copy of the batch
-    frames = agent.curr_frames
+    frames = agent.curr_frames * group.world_size
     agent.frame += frames
     elapsed = time.perf_counter() - start
-    agent.write_stats(elapsed, agent.epoch_num, step_time, play_time, update_time, a_losses, c_losses,
-                      entropies, kls, last_lr, lr_mul, agent.frame, sum_time, play_time, frames)  # fmt: skip
-    stats = vecenv.pop_stats()
-    if adr.update(stats.success_fraction, stats.policy_steps * stats.num_envs):
-        vecenv.set_adr_level(adr.level)
-    terms = observer.pop_means()
-    episodes = stats.episodes
-
-    def mean(key: str) -> float | None:  # over the episodes that finished in this iteration
-        return float(episodes[key].double().mean()) if len(episodes.get(key, ())) else None
-
+    if group.is_main:
+        agent.write_stats(elapsed, agent.epoch_num, step_time, play_time, update_time, a_losses, c_losses,
+                          entropies, kls, last_lr, lr_mul, agent.frame, sum_time, play_time, frames)  # fmt: skip
+    stats: RolloutStats = vecenv.pop_stats()
+    if group.is_main:
+        adr.update(stats.success_fraction, stats.env_steps)
+    group.share_adr(adr)
+    vecenv.set_adr_level(adr.level)
+    terms = stats.reward_term_means()
     return {
         "iteration": agent.epoch_num,
         "env_steps": agent.frame,
@@ -219,11 +235,14 @@ def _iteration(agent, vecenv, adr: ADR, observer: _RewardTermObserver) -> dict:
         "seconds": elapsed,
         "collect_seconds": play_time,
         "update_seconds": update_time,
+        "sim_step_seconds": stats.sim_seconds,
+        "obs_wait_seconds": stats.wait_seconds,
+        "overhead_share": max(0.0, stats.wait_seconds - stats.sim_seconds) / elapsed,
         "success_rate": stats.success_fraction,
-        "episode_success": mean("success"),
-        "episode_lift_height": mean("lift_height"),
-        "episodes": len(episodes.get("success", ())),
-        "episode_returns": {name: mean(f"return_{name}") for name in REWARD_TERMS},
+        "episode_success": stats.episode_mean("success"),
+        "episode_lift_height": stats.episode_mean("lift_height"),
+        "episodes": stats.episodes,
+        "episode_returns": {name: stats.episode_mean(f"return_{name}") for name in REWARD_TERMS},
         "adr_level": adr.level,
         "reward_per_step": sum(terms.values()),
         "reward_terms": terms,
@@ -244,7 +263,8 @@ def _mean(values: list) -> float | None:
 def _log(writer, metrics_path: Path, m: dict) -> None:
     """The iteration's scalars to TensorBoard (x axis: env-steps) and one JSON line."""
     step = m["env_steps"]
-    for name in ("success_rate", "adr_level", "env_steps_per_s", "reward_per_step"):
+    for name in ("success_rate", "adr_level", "env_steps_per_s", "reward_per_step", "sim_step_seconds",
+                 "obs_wait_seconds", "overhead_share"):
         writer.add_scalar(f"dexgrasp/{name}", m[name], step)
     for name in ("episode_success", "episode_lift_height"):
         if m[name] is not None:

@@ -1,28 +1,30 @@
-"""LocalVecEnv: an in-process DextrahEnv seen by rl-games as a vecenv, on the learner's device.
+"""The worlds as the learner sees them: one vecenv interface for every layout, and its local form.
 
 rl-games (1.6.5) stores what ``step`` returns into its experience buffer by value, but it never moves
 tensors: observations, rewards, dones and ``infos['time_outs']`` must already be on the learner
-device. Each step is therefore copied into preallocated learner-device tensors (the env's images are
-persistent buffers anyway). There are two such sets, used in turn, so what one step returns stays
-valid while the next step runs and after it returns; only the step after that overwrites it.
+device. Each step is therefore written into preallocated learner-device tensors. There are two such
+sets (``ObservationSlots``), used in turn, so what one step returns stays valid while the next step
+runs and after it returns; only the step after that overwrites it.
 
 Observations: ``{'obs': {...}, 'states': critic}``; ``obs`` holds ``depth`` and ``proprio`` for the
-depth teacher, ``proprio`` and ``state`` for the state teacher. The caller reads what happened since
-its previous read with ``pop_stats()`` (finished episodes and the success fraction ADR needs).
+depth teacher, ``proprio`` and ``state`` for the state teacher. The trainer uses nothing but the
+``TrainingVecEnv`` interface, so an in-process env (``LocalVecEnv``) and simulator replicas in other
+processes (``dexgrasp_cli.layouts.remote_vecenv.RemoteVecEnv``) drop in for each other.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from rl_games.algos_torch.torch_ext import torch_to_numpy_dtype_dict
+from rl_games.algos_torch.torch_ext import numpy_to_torch_dtype_dict, torch_to_numpy_dtype_dict
 from rl_games.common import env_configurations, vecenv
 from rl_games.common.gym_compat import spaces
 from rl_games.common.ivecenv import IVecEnv
+
+from dexgrasp_cli.learner.rollout_stats import RolloutStats, StatsAccumulator
 
 if TYPE_CHECKING:  # the learner side needs no simulator imports
     from tasks.dextrah.env import DextrahEnv
@@ -32,32 +34,76 @@ POLICY_KEYS = {"depth": ("depth", "proprio"), "state": ("proprio", "state")}
 VECENV_TYPE = "DEXGRASP_LOCAL"
 
 
-@dataclass
-class RolloutStats:
-    """What the env did between two ``pop_stats`` calls."""
+class TrainingVecEnv(IVecEnv):
+    """What the trainer needs of the worlds, wherever they are simulated.
 
-    episodes: dict[str, torch.Tensor]
-    """One entry per finished episode, on the learner device: success, lift_height, length,
-    time_to_success and return_<term> (see DextrahEnv._episode_stats); empty before any step."""
-    success_steps: int
-    """Sum over steps of the number of worlds in the success region."""
-    policy_steps: int
-    """Calls to ``step``."""
+    Besides rl-games' ``step``, ``reset`` and ``get_env_info``: statistics once per iteration, the ADR
+    level the learner decided, the staggering of episode ends, the per-world episode counters (which,
+    with the seed, are all a world's random state) for checkpoints, and shutdown.
+    """
+
     num_envs: int
+    """Worlds whose experience this learner trains on."""
+    device: torch.device
+    """The learner's device: everything ``step`` and ``reset`` return lives there."""
 
-    @property
-    def success_fraction(self) -> float:
-        """Mean fraction of worlds in the success region per step (ADR's signal); 0 without steps."""
-        return self.success_steps / max(1, self.policy_steps * self.num_envs)
+    def pop_stats(self) -> RolloutStats:
+        """Statistics since the previous call (or construction), then forget them."""
+        raise NotImplementedError
+
+    def set_adr_level(self, level: int) -> None:
+        """ADR is owned by the learner; worlds use the new ranges from their next step and reset."""
+        raise NotImplementedError
+
+    def stagger_episode_ends(self) -> None:
+        """End every world's current episode after a random number of steps (DextrahEnv's)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{'episode_index': (num_envs,) int64}`` on the CPU, in global world order."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
-class LocalVecEnv(IVecEnv):
+class ObservationSlots:
+    """Two sets of learner-device tensors shaped by a vecenv's spaces, handed out in turn."""
+
+    def __init__(self, env_info: dict, num_envs: int, device: torch.device):
+        def zeros(space: spaces.Box) -> torch.Tensor:
+            return torch.zeros(num_envs, *space.shape, dtype=numpy_to_torch_dtype_dict[space.dtype], device=device)
+
+        def allocate() -> dict:
+            return {
+                "obs": {key: zeros(space) for key, space in env_info["observation_space"].spaces.items()},
+                "states": zeros(env_info["state_space"]),
+                "rewards": torch.zeros(num_envs, device=device),
+                "dones": torch.zeros(num_envs, dtype=torch.uint8, device=device),  # rl-games' own dones dtype
+                "time_outs": torch.zeros(num_envs, dtype=torch.bool, device=device),
+            }
+
+        self._slots = [allocate(), allocate()]
+        self._next = 0
+
+    def take(self) -> dict:
+        """The set not returned last time."""
+        slot = self._slots[self._next]
+        self._next = 1 - self._next
+        return slot
+
+
+class LocalVecEnv(TrainingVecEnv):
     """``env`` stepped in this process; everything returned lives on ``device``, the learner's."""
 
     def __init__(self, env: DextrahEnv, modality: str, device: torch.device | str):
         if modality not in POLICY_KEYS:
             raise ValueError(f"unknown modality {modality!r}; accepted: {', '.join(POLICY_KEYS)}")
         self.env, self.modality, self.device = env, modality, torch.device(device)
+        self.num_envs = env.num_envs
         self.policy_keys = POLICY_KEYS[modality]
         sample = env.observations()
         missing = [key for key in self.policy_keys if key not in sample]
@@ -66,26 +112,9 @@ class LocalVecEnv(IVecEnv):
         self.observation_space = spaces.Dict({key: _box(key, sample[key], env) for key in self.policy_keys})
         self.state_space = _box("critic", sample["critic"], env)
         self.action_space = spaces.Box(-1.0, 1.0, (env.num_actions,), dtype=np.float32)
-        self._slots = [self._allocate(sample) for _ in range(2)]
-        self._next_slot = 0
-        self._episodes: dict[str, list[torch.Tensor]] = defaultdict(list)
-        self._success_steps = torch.zeros((), dtype=torch.long, device=env.device)
-        self._policy_steps = 0
-
-    def _allocate(self, sample: dict[str, torch.Tensor]) -> dict:
-        n, dev = self.env.num_envs, self.device
-        return {
-            "obs": {key: torch.zeros_like(sample[key], device=dev) for key in self.policy_keys},
-            "states": torch.zeros_like(sample["critic"], device=dev),
-            "rewards": torch.zeros(n, device=dev),
-            "dones": torch.zeros(n, dtype=torch.uint8, device=dev),  # rl-games' own dones dtype
-            "time_outs": torch.zeros(n, dtype=torch.bool, device=dev),
-        }
-
-    def _take_slot(self) -> dict:
-        slot = self._slots[self._next_slot]
-        self._next_slot = 1 - self._next_slot
-        return slot
+        self._slots = ObservationSlots(self.get_env_info(), env.num_envs, self.device)
+        self._stats = StatsAccumulator(env.num_envs, env.device)
+        self._wait_seconds = 0.0
 
     def _fill_obs(self, slot: dict, obs: dict[str, torch.Tensor]) -> dict:
         for key in self.policy_keys:
@@ -96,28 +125,20 @@ class LocalVecEnv(IVecEnv):
     # ------------------------------------------------------------------ rl-games vecenv interface
     def step(self, actions: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
         """``(obs, rewards, dones, infos)``; dones = terminated | truncated, and
-        ``infos['time_outs']`` = truncated so rl-games bootstraps those values. ``infos`` also passes
-        the env's per-step ``reward_terms`` and ``success`` through, on the env device."""
-        result = self.env.step(actions)
-        slot = self._take_slot()
+        ``infos['time_outs']`` = truncated so rl-games bootstraps those values."""
+        start = time.perf_counter()
+        result = self._stats.timed_step(self.env, actions)
+        slot = self._slots.take()
         obs = self._fill_obs(slot, result.obs)
         _copy(slot["rewards"], result.reward)
         _copy(slot["dones"], result.terminated | result.truncated)
         _copy(slot["time_outs"], result.truncated)
-        for key, value in result.info["episode"].items():
-            self._episodes[key].append(value)
-        self._success_steps += result.info["success"].sum()
-        self._policy_steps += 1
-        infos = {
-            "time_outs": slot["time_outs"],
-            "reward_terms": result.info["reward_terms"],
-            "success": result.info["success"],
-        }
-        return obs, slot["rewards"], slot["dones"], infos
+        self._wait_seconds += time.perf_counter() - start
+        return obs, slot["rewards"], slot["dones"], {"time_outs": slot["time_outs"]}
 
     def reset(self) -> dict:
         """Start new episodes in every world; the statistics gathered so far are kept."""
-        return self._fill_obs(self._take_slot(), self.env.reset())
+        return self._fill_obs(self._slots.take(), self.env.reset())
 
     def get_env_info(self) -> dict:
         return {
@@ -128,24 +149,29 @@ class LocalVecEnv(IVecEnv):
             "value_size": 1,
         }
 
-    # ------------------------------------------------------------------ for the caller
+    # ------------------------------------------------------------------ for the trainer
     def pop_stats(self) -> RolloutStats:
-        """Statistics since the previous call (or construction), then forget them."""
-        episodes = {key: torch.cat(values).to(self.device) for key, values in self._episodes.items()}
-        stats = RolloutStats(episodes, int(self._success_steps), self._policy_steps, self.env.num_envs)
-        self._episodes.clear()
-        self._success_steps.zero_()
-        self._policy_steps = 0
+        stats = RolloutStats(self._stats.pop(wait_seconds=self._wait_seconds))
+        self._wait_seconds = 0.0
         return stats
 
     def set_adr_level(self, level: int) -> None:
-        """ADR is owned by the learner; worlds use the new ranges from their next reset."""
-        self.env.adr.set_level(level)
+        if self.env.adr.level != level:
+            self.env.adr.set_level(level)
+
+    def stagger_episode_ends(self) -> None:
+        self.env.stagger_episode_ends()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"episode_index": self.env.episode_index.cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.env.episode_index.copy_(state["episode_index"])
 
     def close(self) -> None:
-        """Drop the env and the learner-side tensors (rl-games never calls this; the caller does)."""
+        """Drop the env and the learner-side tensors (rl-games never calls this; the trainer does)."""
         self.env = None
-        self._slots = []
+        self._slots = None
 
 
 def _box(key: str, sample: torch.Tensor, env: DextrahEnv) -> spaces.Box:

@@ -1,0 +1,74 @@
+"""Start the processes of a layout on this machine with torch.distributed's elastic launcher.
+
+``dexgrasp train-teacher --layout disagg --replicas 3`` runs ``python -m dexgrasp_cli train-teacher
+...`` four times under the same launcher torchrun uses (a c10d rendezvous on the loopback address,
+no restarts), and each process reads its rank from the environment as it would under torchrun.
+
+Signals: SIGINT and SIGTERM stay with this process (the launcher's own handlers would kill the
+workers) and are passed on to every worker, so the learner finishes its iteration, saves ``last.pt``
+and ends the run, and the launcher then exits 0. A worker that fails ends the run: the launcher stops
+the others and exits 1; the learner's own message names a lost replica.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psutil
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+from dexgrasp_cli.errors import PeerLost
+from dexgrasp_cli.layouts.topology import REPLICA, role_of, role_title
+
+
+def launch(layout: str, nprocs: int, worker_args: list[str], verbose: bool = False) -> int:
+    """Run ``nprocs`` workers of ``layout``; return the launcher's exit code."""
+    if not verbose:  # the elastic agent reports every worker's end at WARNING and ERROR
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=f"dexgrasp-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
+        signals_to_handle="SIGHUP,SIGQUIT",
+    )  # fmt: skip
+    with _forward_stop_signals():
+        try:
+            elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *worker_args)
+        except ChildFailedError as err:
+            for rank, failure in sorted(err.failures.items()):
+                _report(layout, nprocs, rank, failure)
+            return 1
+    return 0
+
+
+def _report(layout: str, nprocs: int, rank: int, failure) -> None:
+    """One line for a process whose end nobody else explains: not a lost peer's (PeerLost's exit code;
+    the learner named it, or it left quietly), nor a replica's (the learner names a lost replica)."""
+    if failure.exitcode == PeerLost.exit_code or role_of(layout, rank, nprocs) == REPLICA:
+        return
+    title = role_title(layout, rank, nprocs)
+    how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+    print(f"error: {title.removeprefix('dexgrasp: ')} (rank {rank}) {how}; the run stopped", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _forward_stop_signals() -> Iterator[None]:
+    """Pass SIGINT and SIGTERM on to the workers instead of acting on them here."""
+
+    def forward(signum, frame) -> None:
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                if any("dexgrasp" in part for part in child.cmdline()):
+                    child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,111 @@
+"""One process of a multi-process layout, as torchrun (or dexgrasp's own launcher) starts it.
+
+It names its role in its process title, picks its device, joins the default process group (gloo on
+the CPU; gloo for CPU tensors and NCCL for GPU tensors on GPUs) and plays its role: a simulator
+replica, the disaggregated learner, or a data-parallel rank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+
+import setproctitle
+import torch
+import typer
+import torch.distributed as dist
+from rich.console import Console
+
+from dexgrasp_cli.errors import PeerLost
+from dexgrasp_cli.layouts.topology import LEARNER, REPLICA, Topology
+from dexgrasp_cli.learner.settings import TrainSettings
+from dexgrasp_cli.learner.trainer import TrainOptions, local_vecenv, train_teacher
+from tasks.dextrah.settings import TaskSettings
+
+PEER_TIMEOUT = datetime.timedelta(minutes=30)
+"""How long a process waits for a peer that is alive but silent (a dead one is noticed at once: its
+connection closes). It must exceed the longest wait of a run: a replica waits out the PPO update."""
+
+
+def run_worker(
+    task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console, resume: dict | None,
+    learner_device: str | None = None,
+) -> None:  # fmt: skip
+    """Play this process's part in ``options.layout``, reading the rank from the environment."""
+    topology = Topology.from_environment(options.layout)
+    setproctitle.setproctitle(topology.title)
+    device = topology.device(options.device, learner_device)
+    if device == "cpu":  # the processes of a node share its cores
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // topology.local_world_size))
+    else:
+        torch.cuda.set_device(device)
+    backend, note = _backend(topology, options.device, device)
+    dist.init_process_group(backend, timeout=PEER_TIMEOUT)
+    options = dataclasses.replace(options, device=device)
+    try:
+        if topology.role == REPLICA:
+            _replica(task, options, topology)
+        elif topology.role == LEARNER:
+            _learner(task, train, options, console, resume, topology)
+        else:
+            if note and topology.rank == 0:
+                console.print(f"note: {note}")
+            _data_parallel_rank(task, train, options, console, resume, topology)
+    except RuntimeError as err:
+        if topology.role == LEARNER or not _is_peer_loss(err):
+            raise
+        # A replica whose learner is gone, or a rank whose peer is: leave quietly. The learner names
+        # a lost replica, and the launcher (dexgrasp's or torchrun's) a process that died.
+        raise typer.Exit(PeerLost.exit_code) from None
+    finally:
+        dist.destroy_process_group()
+
+
+def _replica(task: TaskSettings, options: TrainOptions, topology: Topology) -> None:
+    from dexgrasp_cli.layouts.replica import serve_replica
+
+    offset, count = topology.worlds(options.num_envs)
+    serve_replica(local_vecenv(task, options, offset, count), topology)
+
+
+def _learner(task, train, options: TrainOptions, console: Console, resume, topology: Topology) -> None:
+    from dexgrasp_cli.layouts.handshake import Hello, exchange
+    from dexgrasp_cli.layouts.remote_vecenv import RemoteVecEnv
+
+    console.print(f"learner on {options.device}: waiting for {topology.replicas} simulator replica(s) to build their worlds ...")
+    hellos, plan = exchange(topology, Hello.of_this_process(topology, options.device))
+    if plan.note:
+        console.print(f"note: {plan.note}")
+    replicas = hellos[: topology.replicas]
+    vecenv = RemoteVecEnv(replicas, options.modality, options.device, options.device if plan.wire_device == "cuda" else "cpu")
+    train_teacher(task, train, options, console, resume, vecenv=vecenv)
+
+
+def _data_parallel_rank(task, train, options: TrainOptions, console: Console, resume, topology: Topology) -> None:
+    from dexgrasp_cli.layouts.data_parallel import DataParallelGroup, DataParallelVecEnv
+
+    group = DataParallelGroup(topology.rank, topology.world_size)
+    offset, count = topology.worlds(options.num_envs)
+    vecenv = DataParallelVecEnv(local_vecenv(task, options, offset, count), group, offset)
+    train_teacher(task, train, options, console, resume, vecenv=vecenv, group=group)
+
+
+def _backend(topology: Topology, requested: str, device: str) -> tuple[str, str | None]:
+    """gloo on CPUs; on GPUs gloo for CPU tensors and NCCL for GPU ones, unless data-parallel ranks
+    of this node share a GPU (NCCL refuses that), where gloo carries everything. (A disaggregated run
+    decides where its messages travel in its handshake, which runs over gloo.)"""
+    if device == "cpu":
+        return "gloo", None
+    if not dist.is_nccl_available():
+        return "gloo", "this torch has no NCCL: tensors between GPUs travel through host memory over gloo"
+    gpus = torch.cuda.device_count() if requested == "cuda" else 1
+    if topology.layout == "dp" and topology.local_world_size > gpus:
+        return "gloo", (f"{topology.local_world_size} ranks on this node share {gpus} GPU(s); NCCL refuses two "
+                        "ranks on one GPU, so gradients travel through host memory over gloo")  # fmt: skip
+    return "cpu:gloo,cuda:nccl", None
+
+
+def _is_peer_loss(err: RuntimeError) -> bool:
+    text = str(err)
+    return any(sign in text for sign in ("Connection closed", "Connection reset", "Timed out"))
