@@ -258,6 +258,9 @@ def bench_train_command(
         Optional[list[str]], typer.Option("--layout", help="Layout to time: single, disagg or dp (repeatable). Default: single.")
     ] = None,
     replicas: Annotated[int, typer.Option(metavar="K", help="Simulator replicas (disagg) and ranks (dp).")] = 2,
+    modalities: Annotated[
+        Optional[list[str]], typer.Option("--modality", help="Teacher to time: state or depth (repeatable). Default: both.")
+    ] = None,
     iterations: Annotated[int, typer.Option(help="Timed PPO iterations per case, after one warm-up iteration.")] = 2,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
@@ -267,6 +270,12 @@ def bench_train_command(
     """Training env-steps/s of the teachers in each layout (collection + update), and the experience buffer's bytes, fp16 vs fp32."""
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--iterations", iterations)
+    from dexgrasp_cli.learner.agent import MODALITIES
+
+    modalities = list(dict.fromkeys(modalities or ["state", "depth"]))
+    for modality in modalities:
+        if modality not in MODALITIES:
+            raise UsageError(f"unknown --modality {modality!r}; accepted: {', '.join(MODALITIES)}")
     layouts = list(dict.fromkeys(layouts or ["single"]))
     for layout in layouts:
         check_layout(layout, None if layout == "single" else replicas, num_envs, None)
@@ -275,15 +284,16 @@ def bench_train_command(
     task = load_settings(groups["task"])
     trains = [load_train_settings(groups["train"], num_envs // replicas if layout == "dp" else num_envs) for layout in layouts]
     resolutions = [with_resolution(task, r).cameras.resolution for r in (res or ("32x24", "160x120"))]
-    for resolution in resolutions:  # every layout renders all the worlds on this machine
-        check_images_fit(task.with_camera_resolution(resolution), ("depth",), num_envs, device)
+    if "depth" in modalities:
+        for resolution in resolutions:  # every layout renders all the worlds on this machine
+            check_images_fit(task.with_camera_resolution(resolution), ("depth",), num_envs, device)
     check_output(json_path)
 
     from dexgrasp_cli.bench.training import run_training_bench, training_cases, training_table
 
     quiet_warp()
     console = Console()
-    cases = training_cases(layouts, resolutions)
+    cases = training_cases(layouts, modalities, resolutions)
     result = run_training_bench(task, trains[0].ppo.horizon_length, cases, num_envs, replicas, iterations, device, seed,
                                 list(overrides or []), Console(stderr=True))  # fmt: skip
     result["overrides"] = list(overrides or [])

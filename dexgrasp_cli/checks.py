@@ -175,12 +175,6 @@ def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSett
     action space, networks and global batch as the run (any layout continues any other)."""
     state = read_checkpoint(path)
     meta = state["dexgrasp"]
-    saved_run = meta["config"]["run"]
-    if saved_run["num_envs"] != num_envs:
-        raise UsageError(
-            f"--resume {path} trained {saved_run['num_envs']} worlds in all ({saved_run.get('layout', 'single')} layout); "
-            f"this run has --num-envs {num_envs}: a run continues with its own global batch"
-        )
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
     trained_space = meta["config"]["task"]["actions"]["space"]
@@ -199,6 +193,12 @@ def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSett
         raise UsageError(
             f"--resume {path} has other train.networks.{changed[0]} sizes than this run ({saved.get(changed[0])}); "
             "resume with the --set values it was trained with"
+        )
+    saved_run = meta["config"]["run"]
+    if saved_run["num_envs"] != num_envs:
+        raise UsageError(
+            f"--resume {path} trained {saved_run['num_envs']} worlds in all ({saved_run.get('layout', 'single')} layout); "
+            f"this run has --num-envs {num_envs}: a run continues with its own global batch"
         )
     return state
 

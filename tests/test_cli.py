@@ -34,6 +34,7 @@ def no_env(monkeypatch):
         raise AssertionError("bad input must be rejected before the env is built")
 
     monkeypatch.setattr(env_module.DextrahEnv, "__init__", refuse)
+    monkeypatch.setattr("dexgrasp_cli.layouts.launcher.launch", refuse)  # nor is any process started
 
 
 BAD_INPUT = [
@@ -78,6 +79,18 @@ BAD_INPUT = [
     (["bench-train", "--num-envs", "3", "--set", "train.ppo.minibatch_size=32"], "minibatch_size"),
     (["train-teacher", "--set", "model.x=1"], "model.x"),
     (["train-teacher", "--res", "100000x100000"], "GiB"),
+    (["train-teacher", "--layout", "foo"], "--layout 'foo'; accepted: single, disagg, dp"),
+    (["train-teacher", "--layout", "disagg", "--replicas", "0"], "--replicas"),
+    (["train-teacher", "--layout", "disagg", "--num-envs", "7", "--replicas", "2"], "--num-envs 7 must be a multiple of the 2 replicas"),
+    (["train-teacher", "--layout", "dp", "--num-envs", "7", "--replicas", "2"], "--num-envs 7 must be a multiple of the 2 ranks"),
+    (["train-teacher", "--layout", "single", "--replicas", "3"], "--replicas 3 needs --layout disagg or dp"),
+    (["train-teacher", "--layout", "dp", "--learner-device", "cpu"], "--learner-device applies to --layout disagg"),
+    (["train-teacher", "--layout", "disagg", "--learner-device", "tpu"], "tpu"),
+    (["train-teacher", "--layout", "dp", "--replicas", "2", "--num-envs", "6", "--set", "train.ppo.minibatch_size=32"],
+     "--num-envs x train.ppo.horizon_length (3 x 16 = 48)"),
+    (["bench-train", "--layout", "foo"], "--layout"),
+    (["bench-train", "--layout", "dp", "--num-envs", "3"], "--num-envs 3"),
+    (["bench-train", "--modality", "rgb"], "--modality"),
 ]
 
 
@@ -90,6 +103,20 @@ def test_bad_input_is_one_line_exit_2(args, names, capsys, no_env):
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and names in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--layout", "disagg", "--replicas", "3"], "--replicas 3 does not match this launch: 2 processes make 1"),
+    (["--layout", "single"], "--layout single runs one process; this launch has 2"),
+    (["--layout", "disagg", "--num-envs", "4"], "already holds a run"),
+])  # fmt: skip
+def test_bad_input_under_torchrun_is_one_line(args, names, tmp_path, capsys, monkeypatch, no_env):
+    """As rank 1 (the learner) of 2 processes that torchrun started."""
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = run_cli(["train-teacher", "--run-dir", str(tmp_path), *args], capsys)
+    assert code == 2 and err.count("\n") == 1 and names in err, err
 
 
 def test_corrupt_checkpoint_is_one_line(tmp_path, capsys, no_env):

@@ -68,14 +68,15 @@ class ToyVecEnv(IVecEnv):
         self.closed = True
 
 
-def make_agent(train_dir, config: dict, seed: int = 0, offset: float = 0.0) -> a2c_continuous.A2CAgent:
-    """An agent built as rl-games' Runner would, without the Runner's process-wide torch settings."""
+def make_agent(train_dir, config: dict, seed: int = 0, offset: float = 0.0, agent_class=a2c_continuous.A2CAgent):
+    """An agent (rl-games' own, or ``agent_class``) built as rl-games' Runner would, without the
+    Runner's process-wide torch settings."""
     vecenv.register("dexgrasp_test_toy", lambda **_: ToyVecEnv(seed, offset))
     config = dict(config, train_dir=str(train_dir), reward_shaper=tr_helpers.DefaultRewardsShaper(),
                   features={"observer": DefaultAlgoObserver()})  # fmt: skip
     params = {"algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"}, "network": MLP, "config": config}
     torch.manual_seed(0)  # the same initial weights on every rank, as rl-games' broadcast makes them
-    agent = a2c_continuous.A2CAgent(base_name="run", params=params)
+    agent = agent_class(base_name="run", params=params)
     agent.init_tensors()
     agent.obs = agent.env_reset()
     return agent
@@ -152,19 +153,22 @@ def test_unset_bounds_loss_coef_crashes_and_gets_a_default(tmp_path):
 
 
 # ---------------------------------------------------------------------- code defects, one process
-def test_apply_patches_is_idempotent():
-    patches.apply_patches()
-    patched = (A2CBase.update_lr, ContinuousA2CBase.train_epoch, A2CBase.get_full_state_weights)
-    patches.apply_patches()
-    assert (A2CBase.update_lr, ContinuousA2CBase.train_epoch, A2CBase.get_full_state_weights) == patched
+def test_the_fixed_agent_leaves_rl_games_classes_as_they_are():
+    assert A2CBase.update_lr is not patches.FixedA2CAgent.update_lr
+    assert a2c_continuous.A2CAgent.train_epoch is ContinuousA2CBase.train_epoch
+    assert a2c_continuous.A2CAgent.get_full_state_weights is A2CBase.get_full_state_weights
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
-    patches.apply_patches()
-    agent = make_agent(tmp_path, dict(PPO, max_epochs=1, save_best_after=0))
-    agent.train()  # saves the best checkpoint, where rl-games puts a numpy float in last_mean_rewards
-    state = torch.load(os.path.join(agent.nn_dir, "toy.pth"), weights_only=True)
-    assert type(state["last_mean_rewards"]) is float
+    for agent_class in (a2c_continuous.A2CAgent, patches.FixedA2CAgent):
+        agent = make_agent(tmp_path / agent_class.__name__, dict(PPO, max_epochs=1, save_best_after=0), agent_class=agent_class)
+        agent.train()  # saves the best checkpoint, where rl-games puts a numpy float in last_mean_rewards
+        path = os.path.join(agent.nn_dir, "toy.pth")
+        if agent_class is a2c_continuous.A2CAgent:
+            with pytest.raises(Exception, match="Weights only load failed"):
+                torch.load(path, weights_only=True)
+        else:
+            assert type(torch.load(path, weights_only=True)["last_mean_rewards"]) is float
 
 
 def test_close_agent_closes_the_vecenv_and_the_writer(tmp_path):
@@ -187,12 +191,17 @@ def _normalizer_data(rank: int) -> list[torch.Tensor]:
     return [torch.randn(5 + rank, OBS_SIZE, dtype=torch.float64, generator=gen) * (1 + rank) + 3 * rank for _ in range(2)]
 
 
-def _train_two_epochs(train_dir, rank: int, config: dict) -> dict:
-    """rl-games' multi_gpu mode on gloo: what A2CBase.__init__ sets for rank ``rank``, minus NCCL/CUDA."""
-    if rank != 0:
-        config = dict(config, lr_schedule=None)  # as A2CBase.__init__ does on ranks other than 0
-    agent = make_agent(train_dir / str(rank), config, seed=rank, offset=2.0 * rank)
-    agent.multi_gpu, agent.global_rank, agent.world_size = True, rank, 2
+def _train_two_epochs(train_dir, rank: int, config: dict, fixed: bool) -> dict:
+    """Two epochs of rank ``rank`` of 2 over gloo: rl-games' own agent set up as its multi_gpu mode
+    sets it up (A2CBase.__init__, minus NCCL and CUDA), or the fixed agent joined to the group."""
+    if fixed:
+        agent = make_agent(train_dir / f"fixed{rank}", config, seed=rank, offset=2.0 * rank, agent_class=patches.FixedA2CAgent)
+        agent.join_data_parallel(rank, 2)
+    else:
+        if rank != 0:
+            config = dict(config, lr_schedule=None)  # as A2CBase.__init__ does on ranks other than 0
+        agent = make_agent(train_dir / str(rank), config, seed=rank, offset=2.0 * rank)
+        agent.multi_gpu, agent.global_rank, agent.world_size = True, rank, 2
     for _ in range(2):
         agent.train_epoch()
     return {
@@ -207,11 +216,9 @@ def _rank_main(rank: int, port: int, out_dir) -> None:
     lr_config = dict(PPO, schedule_type="standard", lr_schedule="adaptive", kl_threshold=1e9)  # LR x1.5 per mini-epoch
     stats_config = dict(PPO, normalize_value=True, normalize_input=True)  # rl-games' own normalizers (flat obs)
     results = {}
-    for patched in (False, True):
-        if patched:
-            patches.apply_patches()
-        results[patched] = {"lr": _train_two_epochs(out_dir, rank, lr_config),
-                            "stats": _train_two_epochs(out_dir, rank, stats_config)}  # fmt: skip
+    for fixed in (False, True):
+        results[fixed] = {"lr": _train_two_epochs(out_dir, rank, lr_config, fixed),
+                          "stats": _train_two_epochs(out_dir, rank, stats_config, fixed)}  # fmt: skip
     normalizers = [RunningMeanStd((OBS_SIZE,)), RunningNormalizer(OBS_SIZE)]
     shared = patches.broadcast_running_stats(normalizers)
     for normalizer in normalizers:
@@ -225,7 +232,8 @@ def _rank_main(rank: int, port: int, out_dir) -> None:
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Both ranks' results, unpatched (False) and patched (True), from one spawn of two processes."""
+    """Both ranks' results, with rl-games' own agent (False) and the fixed one (True), from one spawn
+    of two processes."""
     out_dir = tmp_path_factory.mktemp("ranks")
     mp.spawn(_rank_main, args=(_free_port(), out_dir), nprocs=2)
     return [torch.load(out_dir / f"rank{rank}.pt") for rank in range(2)]

@@ -147,10 +147,12 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
     (["--res", "64x48"], "32x24"),
     (["--set", "train.networks.critic.lstm_units=32"], "train.networks.critic"),
     (["--set", "task.actions.space=joint_deltas"], "task.actions.space=palm_pose"),
+    (["--num-envs", "8"], "trained 4 worlds in all (single layout); this run has --num-envs 8"),
+    (["--num-envs", "8", "--layout", "disagg", "--replicas", "2"], "this run has --num-envs 8"),
 ])  # fmt: skip
-def test_resume_refuses_another_modality_resolution_action_space_or_network(depth_run, extra, names, capsys, monkeypatch):
+def test_resume_refuses_another_modality_resolution_action_space_network_or_batch(depth_run, extra, names, capsys, monkeypatch):
     monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
-    args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--resume",
+    args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--num-envs", "4", "--resume",
             str(depth_run / "checkpoints" / "last.pt"), *TINY_ARGS, *extra]  # fmt: skip
     code, _, err = run_cli(args, capsys)
     assert code == 2 and names in err and err.count("\n") == 1
@@ -195,12 +197,15 @@ def test_buffer_bytes_differ_by_exactly_the_depth_halving():
 
 def test_bench_train_end_to_end(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code, _, err = run_cli(["bench-train", "--num-envs", "4", "--iterations", "1", "--res", "32x24",
-                            "--json", str(out), *TINY_ARGS], capsys)  # fmt: skip
+    code, _, err = run_cli(["bench-train", "--num-envs", "4", "--iterations", "1", "--modality", "state",
+                            "--layout", "single", "--layout", "disagg", "--json", str(out), *TINY_ARGS], capsys)  # fmt: skip
     assert code == 0, err
     result = json.loads(out.read_text())
-    assert [(r["modality"], r["resolution"]) for r in result["results"]] == [("state", None), ("depth", "32x24")]
-    assert all(r["env_steps_per_s"] > 0 and r["env_steps_per_iteration"] == 4 * 8 for r in result["results"])
+    rows = result["results"]
+    assert [(r["layout"], r["replicas"], r["modality"]) for r in rows] == [("single", 1, "state"), ("disagg", 2, "state")]
+    assert all(r["env_steps_per_s"] > 0 and r["env_steps_per_iteration"] == 4 * 8 for r in rows)
+    assert rows[0]["ratio_to_single"] == 1.0 and rows[1]["ratio_to_single"] > 0
+    assert all(0 <= r["overhead_share"] < 1 and 0 < r["sim_step_s"] <= r["obs_wait_s"] for r in rows)
     assert result["buffer"]["float32_bytes"] > 1.9 * result["buffer"]["float16_bytes"]
 
 

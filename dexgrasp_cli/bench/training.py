@@ -49,9 +49,9 @@ class TrainCase:
         return self.modality + (f" {self.resolution}" if self.resolution else "")
 
 
-def training_cases(layouts: list[str], resolutions: list[str]) -> list[TrainCase]:
-    """Every teacher (state, then depth at each resolution) in every layout, teacher by teacher."""
-    teachers = [("state", None)] + [("depth", res) for res in resolutions]
+def training_cases(layouts: list[str], modalities: list[str], resolutions: list[str]) -> list[TrainCase]:
+    """Every teacher (state; depth at each resolution) in every layout, teacher by teacher."""
+    teachers = [("state", None)] * ("state" in modalities) + [("depth", res) for res in resolutions] * ("depth" in modalities)
     return [TrainCase(layout, modality, res) for modality, res in teachers for layout in layouts]
 
 

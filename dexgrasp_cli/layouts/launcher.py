@@ -48,8 +48,10 @@ def launch(layout: str, nprocs: int, worker_args: list[str], verbose: bool = Fal
 
 def _report(layout: str, nprocs: int, rank: int, failure) -> None:
     """One line for a process whose end nobody else explains: not a lost peer's (PeerLost's exit code;
-    the learner named it, or it left quietly), nor a replica's (the learner names a lost replica)."""
-    if failure.exitcode == PeerLost.exit_code or role_of(layout, rank, nprocs) == REPLICA:
+    the learner named it, or it left quietly), nor a replica's (the learner names a lost replica), nor
+    one ended by SIGTERM (the elastic agent stops the rest of a failed run with it; our processes
+    otherwise take SIGTERM as a request to save and stop)."""
+    if failure.exitcode in (PeerLost.exit_code, -signal.SIGTERM) or role_of(layout, rank, nprocs) == REPLICA:
         return
     title = role_title(layout, rank, nprocs)
     how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"

@@ -36,10 +36,10 @@ def run_worker(
     topology = Topology.from_environment(options.layout)
     setproctitle.setproctitle(topology.title)
     device = topology.device(options.device, learner_device)
-    if device == "cpu":  # the processes of a node share its cores
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // topology.local_world_size))
-    else:
+    if device != "cpu":
         torch.cuda.set_device(device)
+    elif "OMP_NUM_THREADS" not in os.environ:  # the processes of a node share its cores (unless told otherwise)
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // topology.local_world_size))
     backend, note = _backend(topology, options.device, device)
     dist.init_process_group(backend, timeout=PEER_TIMEOUT)
     options = dataclasses.replace(options, device=device)
