@@ -149,7 +149,7 @@ def train_teacher_command(
     check_at_least_one("--max-iterations", max_iterations)
     worker = launched_by_torch_distributed()
     count = check_layout(layout, replicas, num_envs, int(os.environ["WORLD_SIZE"]) if worker else None)
-    device = resolve_device(device)
+    requested_device, device = device, resolve_device(device)
     if learner_device is not None:
         if layout != "disagg":
             raise UsageError(f"--learner-device applies to --layout disagg, not {layout}")
@@ -175,7 +175,9 @@ def train_teacher_command(
 
     from dexgrasp_cli.learner.trainer import TrainOptions
 
-    options = TrainOptions(modality, num_envs, device, seed, max_iterations, run_dir, resume, tuple(overrides or ()),
+    # In a multi-process layout a bare ``cuda`` stays as asked: one GPU per local rank (see Topology.device).
+    run_device = requested_device if layout != "single" and requested_device == "cuda" else device
+    options = TrainOptions(modality, num_envs, run_device, seed, max_iterations, run_dir, resume, tuple(overrides or ()),
                            layout, count)  # fmt: skip
     if layout != "single" and not worker:
         from dexgrasp_cli.layouts.launcher import launch

@@ -223,12 +223,16 @@ def check_layout(layout: str, replicas: int | None, num_envs: int, world_size: i
     else:
         count = replicas_for(layout, world_size)
         if count < 1:
-            raise UsageError(f"--layout {layout} needs at least 2 processes (1 replica + the learner); this launch has {world_size}")
+            raise UsageError(
+                f"--layout {layout} needs at least 2 processes (1 replica + the learner); this launch has {world_size}"
+            )
         if replicas is not None and replicas != count:
-            raise UsageError(f"--replicas {replicas} does not match this launch: {world_size} processes make {count} for --layout {layout}")
+            raise UsageError(
+                f"--replicas {replicas} does not match this launch: {world_size} processes make {count} for --layout {layout}"
+            )
     if num_envs % count:
-        raise UsageError(f"--num-envs {num_envs} must be a multiple of the {count} {'replicas' if layout == 'disagg' else 'ranks'} "
-                         "(each simulates --num-envs / K worlds)")  # fmt: skip
+        kind = "replicas" if layout == "disagg" else "ranks"
+        raise UsageError(f"--num-envs {num_envs} must be a multiple of the {count} {kind} (each simulates --num-envs / K worlds)")
     return count
 
 

@@ -177,7 +177,7 @@ def test_disagg_learns_exactly_what_single_learns(equivalent_runs):
     for a, b in zip(single, disagg):
         assert_same_learning(a, b)
     assert disagg[0]["env_steps"] == NUM_ENVS * 8  # horizon 8 over the global batch
-    saved = {layout: load_checkpoint(equivalent_runs / layout / "checkpoints" / "last.pt") for layout in ("single", "disagg")}
+    saved = {name: load_checkpoint(equivalent_runs / name / "checkpoints" / "last.pt") for name in ("single", "disagg")}
     config = saved["disagg"]["dexgrasp"]["config"]["run"]
     assert (config["layout"], config["replicas"], config["num_envs"]) == ("disagg", REPLICAS, NUM_ENVS)
     # With one thread in each learner both reduce in the same order: the weights are the same bits.
@@ -344,8 +344,9 @@ def test_disagg_runs_as_two_torchrun_nodes_on_loopback(tmp_path):
     node = ["-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
             "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "dexgrasp-test", "--local-addr", "127.0.0.1"]  # fmt: skip
     args = train_args(run_dir, "disagg", replicas=None)  # K follows from the world size: 2 processes, 1 replica
-    launches = [subprocess.Popen([sys.executable, *node, "--node-rank", str(rank), "-m", "dexgrasp_cli", *args], cwd=tmp_path,
-                                 env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launches = [subprocess.Popen([sys.executable, *node, "--node-rank", str(rank), "-m", "dexgrasp_cli", *args],
+                                 cwd=tmp_path, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
                 for rank in range(2)]  # fmt: skip
     outputs = [p.communicate(timeout=600)[0] for p in launches]
     assert [p.returncode for p in launches] == [0, 0], "\n".join(o[-2000:] for o in outputs)

@@ -143,7 +143,9 @@ def test_statistics_are_the_sums_of_the_env_results(state_env, monkeypatch):
 
 def test_combined_statistics_add_up_and_keep_the_slowest_times():
     a, b = torch.zeros(VECTOR_SIZE, dtype=torch.float64), torch.zeros(VECTOR_SIZE, dtype=torch.float64)
-    a[:6], b[:6] = torch.tensor([4.0, 2, 3, 0.5, 0.7, 1], dtype=torch.float64), torch.tensor([4.0, 6, 5, 0.9, 0.2, 3], dtype=torch.float64)
+    # [policy_steps, num_envs, success_steps, sim_seconds, wait_seconds, episodes]
+    a[:6] = torch.tensor([4.0, 2, 3, 0.5, 0.7, 1], dtype=torch.float64)
+    b[:6] = torch.tensor([4.0, 6, 5, 0.9, 0.2, 3], dtype=torch.float64)
     a[6], b[6] = 1.0, 2.0  # success of the finished episodes: 1 of 1, then 2 of 3
     both = RolloutStats.combine([a, b])
     assert (both.policy_steps, both.num_envs, both.episodes) == (4, 8, 4)

@@ -51,7 +51,9 @@ class TrainCase:
 
 def training_cases(layouts: list[str], modalities: list[str], resolutions: list[str]) -> list[TrainCase]:
     """Every teacher (state; depth at each resolution) in every layout, teacher by teacher."""
-    teachers = [("state", None)] * ("state" in modalities) + [("depth", res) for res in resolutions] * ("depth" in modalities)
+    teachers = [("state", None)] if "state" in modalities else []
+    if "depth" in modalities:
+        teachers += [("depth", res) for res in resolutions]
     return [TrainCase(layout, modality, res) for modality, res in teachers for layout in layouts]
 
 

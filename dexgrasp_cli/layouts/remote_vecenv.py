@@ -64,7 +64,8 @@ class RemoteVecEnv(TrainingVecEnv):
                                             for rows, h in zip(self._rows, self.replicas)]  # fmt: skip
         slot = self._receive_observations(sends)
         self._wait_seconds += time.perf_counter() - start
-        return {"obs": slot["obs"], "states": slot["states"]}, slot["rewards"], slot["dones"], {"time_outs": slot["time_outs"]}
+        obs = {"obs": slot["obs"], "states": slot["states"]}
+        return obs, slot["rewards"], slot["dones"], {"time_outs": slot["time_outs"]}
 
     def reset(self) -> dict:
         slot = self._receive_observations(self._post(Command.RESET))
@@ -76,7 +77,8 @@ class RemoteVecEnv(TrainingVecEnv):
     # ------------------------------------------------------------------ for the trainer
     def pop_stats(self) -> RolloutStats:
         self._command(Command.POP_STATS)
-        self._wait_all([(dist.irecv(buffer, h.rank, tag=wire.TAG_STATS), h) for buffer, h in zip(self._stats, self.replicas)])
+        self._wait_all([(dist.irecv(buffer, h.rank, tag=wire.TAG_STATS), h)
+                        for buffer, h in zip(self._stats, self.replicas)])  # fmt: skip
         stats = RolloutStats.combine(self._stats).with_wait_seconds(self._wait_seconds)
         self._wait_seconds = 0.0
         return stats
@@ -95,7 +97,8 @@ class RemoteVecEnv(TrainingVecEnv):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if state["episode_index"].shape != self._episode_index.shape:
-            raise ValueError(f"episode counters of {tuple(state['episode_index'].shape)} worlds; this run has {self.num_envs}")
+            shape = tuple(state["episode_index"].shape)
+            raise ValueError(f"episode counters of {shape} worlds; this run has {self.num_envs}")
         self._episode_index.copy_(state["episode_index"])
         self._command(Command.SET_STATE)
         self._wait_all([(dist.isend(self._episode_index[rows], h.rank, tag=wire.TAG_STATE), h)

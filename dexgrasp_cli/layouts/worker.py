@@ -38,9 +38,9 @@ def run_worker(
     device = topology.device(options.device, learner_device)
     if device != "cpu":
         torch.cuda.set_device(device)
-    elif "OMP_NUM_THREADS" not in os.environ:  # the processes of a node share its cores (unless told otherwise)
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // topology.local_world_size))
-    backend, note = _backend(topology, options.device, device)
+    elif "OMP_NUM_THREADS" not in os.environ:  # unless told otherwise, share the node's cores
+        torch.set_num_threads(_cpu_threads(topology))
+    backend, note = _backend(topology, options.device)
     dist.init_process_group(backend, timeout=PEER_TIMEOUT)
     options = dataclasses.replace(options, device=device)
     try:
@@ -73,12 +73,13 @@ def _learner(task, train, options: TrainOptions, console: Console, resume, topol
     from dexgrasp_cli.layouts.handshake import Hello, exchange
     from dexgrasp_cli.layouts.remote_vecenv import RemoteVecEnv
 
-    console.print(f"learner on {options.device}: waiting for {topology.replicas} simulator replica(s) to build their worlds ...")
+    console.print(f"learner on {options.device}: waiting for {topology.replicas} simulator replica(s) to build their worlds")
     hellos, plan = exchange(topology, Hello.of_this_process(topology, options.device))
     if plan.note:
         console.print(f"note: {plan.note}")
     replicas = hellos[: topology.replicas]
-    vecenv = RemoteVecEnv(replicas, options.modality, options.device, options.device if plan.wire_device == "cuda" else "cpu")
+    wire_device = options.device if plan.wire_device == "cuda" else "cpu"
+    vecenv = RemoteVecEnv(replicas, options.modality, options.device, wire_device)
     train_teacher(task, train, options, console, resume, vecenv=vecenv)
 
 
@@ -91,11 +92,13 @@ def _data_parallel_rank(task, train, options: TrainOptions, console: Console, re
     train_teacher(task, train, options, console, resume, vecenv=vecenv, group=group)
 
 
-def _backend(topology: Topology, requested: str, device: str) -> tuple[str, str | None]:
-    """gloo on CPUs; on GPUs gloo for CPU tensors and NCCL for GPU ones, unless data-parallel ranks
-    of this node share a GPU (NCCL refuses that), where gloo carries everything. (A disaggregated run
-    decides where its messages travel in its handshake, which runs over gloo.)"""
-    if device == "cpu":
+def _backend(topology: Topology, requested: str) -> tuple[str, str | None]:
+    """The same on every rank, from the device the user asked for: gloo for a CPU run; on GPUs gloo
+    for CPU tensors and NCCL for GPU ones, unless data-parallel ranks of a node would share a GPU
+    (NCCL refuses that), where gloo carries everything. (A disaggregated run decides where its
+    messages travel in its handshake, which runs over gloo, so a learner on a GPU of its own choice
+    works with either.)"""
+    if requested == "cpu":
         return "gloo", None
     if not dist.is_nccl_available():
         return "gloo", "this torch has no NCCL: tensors between GPUs travel through host memory over gloo"
@@ -104,6 +107,14 @@ def _backend(topology: Topology, requested: str, device: str) -> tuple[str, str 
         return "gloo", (f"{topology.local_world_size} ranks on this node share {gpus} GPU(s); NCCL refuses two "
                         "ranks on one GPU, so gradients travel through host memory over gloo")  # fmt: skip
     return "cpu:gloo,cuda:nccl", None
+
+
+def _cpu_threads(topology: Topology) -> int:
+    """Torch threads of a CPU process. The disaggregated layout is lock-step (replicas wait while the
+    learner infers and trains, and the other way round), so its learner takes every core and the
+    replicas share them; data-parallel ranks all work at once and split them."""
+    cores = len(os.sched_getaffinity(0))
+    return cores if topology.role == LEARNER else max(1, cores // topology.local_world_size)
 
 
 def _is_peer_loss(err: RuntimeError) -> bool:

@@ -8,7 +8,9 @@ directory (``summaries/``); dexgrasp owns checkpoints and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import tempfile
 from pathlib import Path
 
@@ -108,14 +110,15 @@ def build_model(policy: dict, device: torch.device, num_seqs: int) -> torch.nn.M
     """The actor described by a checkpoint's ``policy`` entry (see ``policy_description``), in eval mode."""
     register_networks()
     model = model_builder.ModelBuilder().load({"model": {"name": ACCEPTED_MODEL}, "network": policy["network"]})
-    built = model.build({
-        "actions_num": policy["actions_num"],
-        "input_shape": {key: tuple(shape) for key, shape in policy["input_shape"].items()},
-        "num_seqs": num_seqs,
-        "value_size": 1,
-        "normalize_value": policy["normalize_value"],
-        "normalize_input": False,
-    })  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):  # rl-games prints its normalizers' shapes
+        built = model.build({
+            "actions_num": policy["actions_num"],
+            "input_shape": {key: tuple(shape) for key, shape in policy["input_shape"].items()},
+            "num_seqs": num_seqs,
+            "value_size": 1,
+            "normalize_value": policy["normalize_value"],
+            "normalize_input": False,
+        })  # fmt: skip
     return built.to(device).eval()
 
 

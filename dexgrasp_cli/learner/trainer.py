@@ -182,7 +182,9 @@ def train_teacher(
     title = f"train-teacher {options.modality}" + (f" {task.cameras.resolution}" if options.modality == "depth" else "")
     if options.layout != "single":
         title += f", {options.layout} x{options.replicas}"
-    display = TrainingDisplay(f"{title} -> {run_dir}", agent.epoch_num, options.max_iterations, console) if group.is_main else None
+    display = None
+    if group.is_main:
+        display = TrainingDisplay(f"{title} -> {run_dir}", agent.epoch_num, options.max_iterations, console)
     try:
         with _StopRequest(console, group.is_main) as stop, display or contextlib.nullcontext():
             while agent.epoch_num < options.max_iterations and not stopping:
@@ -202,7 +204,8 @@ def train_teacher(
                 stopping = group.any(stop.requested)
         last = checkpoint(checkpoints / "last.pt")
         if group.is_main:  # soft_wrap keeps the path on one line, so it can be copied
-            console.print(f"{'stopped' if stopping else 'finished'} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)
+            ended = "stopped" if stopping else "finished"
+            console.print(f"{ended} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)
     finally:
         close_agent(agent)
     return {"run_dir": str(run_dir), "iterations": agent.epoch_num, "checkpoint": str(last),
