@@ -374,3 +374,17 @@ def test_disagg_on_gpus_learns_what_single_learns(gpus, tmp_path):
     assert_same_learning(results["single"][0][0], results["disagg"][0][0])
     shared = "NCCL refuses two ranks on one GPU" in results["disagg"][1]
     assert shared == (gpus == 1) and results["disagg"][1].count("note:") <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_data_parallel_on_gpus(gpus, tmp_path):
+    """2 ranks on 2 GPUs average gradients over NCCL; on 1 GPU they share it and gloo carries them."""
+    if torch.cuda.device_count() < gpus:
+        pytest.skip(f"needs {gpus} GPUs")
+    args = train_args(tmp_path / "dp", "dp", "--device", "cuda" if gpus > 1 else "cuda:0", modality="depth")
+    done = run(args, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = metrics(tmp_path / "dp")
+    assert [m["env_steps"] for m in lines] == [NUM_ENVS * 8, 2 * NUM_ENVS * 8]
+    assert ("NCCL refuses two ranks on one GPU" in done.stdout) == (gpus == 1)
