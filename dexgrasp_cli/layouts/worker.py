@@ -55,11 +55,11 @@ def run_worker(
     except RuntimeError as err:
         if topology.role == LEARNER or not _is_peer_loss(err):
             raise
-        # A replica whose learner is gone, or a rank whose peer is: leave quietly. The learner names
-        # a lost replica, and the launcher (dexgrasp's or torchrun's) a process that died.
+        # A replica whose learner is gone, or a rank whose peer is: leave quietly, without the
+        # group's teardown (its peers are gone). The learner names a lost replica, and the
+        # launcher (dexgrasp's or torchrun's) a process that died.
         raise typer.Exit(PeerLost.exit_code) from None
-    finally:
-        dist.destroy_process_group()
+    dist.destroy_process_group()
 
 
 def _replica(task: TaskSettings, options: TrainOptions, topology: Topology) -> None:
