@@ -19,8 +19,8 @@ import torch.distributed as dist
 from dexgrasp_cli.layouts import wire
 from dexgrasp_cli.layouts.handshake import Hello, exchange
 from dexgrasp_cli.layouts.topology import Topology
-from dexgrasp_cli.learner.vecenv import LocalVecEnv
 from dexgrasp_cli.layouts.wire import Command, StepFormat
+from dexgrasp_cli.learner.vecenv import LocalVecEnv
 
 
 def serve_replica(venv: LocalVecEnv, topology: Topology) -> None:

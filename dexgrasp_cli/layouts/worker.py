@@ -13,8 +13,8 @@ import os
 
 import setproctitle
 import torch
-import typer
 import torch.distributed as dist
+import typer
 from rich.console import Console
 
 from dexgrasp_cli.errors import PeerLost
