@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from rich.console import Console
 
-import yaml
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY, FORMAT_VERSION, save_checkpoint
 from dexgrasp_cli.learner.display import TrainingDisplay
