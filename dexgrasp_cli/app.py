@@ -19,7 +19,7 @@ from rich.console import Console
 from dexgrasp_cli.checks import (
     check_at_least_one, check_folder, check_images_fit, check_layout, check_output, check_resume, checkpoint_settings,
     cli_errors, load_settings, load_train_settings, quiet_warp, resolve_adr_level, resolve_device,
-    split_settings_overrides, user_objects, with_resolution, worker_args, write_json,
+    split_settings_overrides, user_objects, with_resolution, write_json,
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
 
@@ -140,7 +140,7 @@ def train_teacher_command(
     overrides: TaskTrainSetOption = None,
 ) -> None:
     """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR; in one of three layouts."""
-    from dexgrasp_cli.layouts.topology import Topology, launched_by_torch_distributed, processes
+    from dexgrasp_cli.layouts.topology import Topology, launched_by_torch_distributed
     from dexgrasp_cli.learner.agent import MODALITIES, MODALITY_IMAGES
 
     if modality not in MODALITIES:
@@ -182,7 +182,7 @@ def train_teacher_command(
     if layout != "single" and not worker:
         from dexgrasp_cli.layouts.launcher import launch
 
-        raise typer.Exit(launch(layout, processes(layout, count), worker_args(options, res, learner_device)))
+        raise typer.Exit(launch(options, res, learner_device))
     quiet_warp()
     if layout == "single":
         from dexgrasp_cli.learner.trainer import train_teacher

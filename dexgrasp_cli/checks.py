@@ -236,23 +236,6 @@ def check_layout(layout: str, replicas: int | None, num_envs: int, world_size: i
     return count
 
 
-def worker_args(options, res: str | None, learner_device: str | None) -> list[str]:
-    """The ``train-teacher`` command line each process of a launch runs: the run as resolved here
-    (run directory included, so all processes agree on it)."""
-    args = ["train-teacher", "--modality", options.modality, "--num-envs", str(options.num_envs),
-            "--device", options.device, "--seed", str(options.seed), "--max-iterations", str(options.max_iterations),
-            "--run-dir", str(options.run_dir), "--layout", options.layout, "--replicas", str(options.replicas)]  # fmt: skip
-    if res is not None:
-        args += ["--res", res]
-    if options.resume is not None:
-        args += ["--resume", str(options.resume)]
-    if learner_device is not None:
-        args += ["--learner-device", learner_device]
-    for assignment in options.overrides:
-        args += ["--set", assignment]
-    return args
-
-
 def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
     """The user's meshes when task.objects.mesh_folder is set (checked now), else None."""
     objects = settings.objects

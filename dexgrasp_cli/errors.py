@@ -21,5 +21,15 @@ class PeerLost(ReportedError):
     exit_code = 3
 
 
+def peer_loss_reason(err: Exception) -> str | None:
+    """In a few words, why a torch.distributed operation lost its peer; None if ``err`` is no such loss."""
+    text = str(err)
+    if "Connection closed" in text or "Connection reset" in text:
+        return "its connection closed (the process died or was killed)"
+    if "Timed out" in text:
+        return "no answer within the process group's timeout"
+    return None
+
+
 class RunFailed(ReportedError):
     """A run that a command started (a benchmark's training run, say) failed."""

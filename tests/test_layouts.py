@@ -117,7 +117,7 @@ def _wire_rank(rank: int, port: int, out: Path) -> None:
         serve_replica(local_vecenv(_short_settings(), options, *topology.worlds(NUM_ENVS)), topology)
     else:
         hellos, plan = exchange(topology, Hello.of_this_process(topology, "cpu"))
-        venv = RemoteVecEnv(hellos[:REPLICAS], "depth", "cpu", plan.wire_device)
+        venv = RemoteVecEnv(hellos[:REPLICAS], "cpu", plan.wire_device)
         torch.save(_drive(venv), out / "remote.pt")
         venv.close()
     dist.destroy_process_group()

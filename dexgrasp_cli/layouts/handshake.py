@@ -26,18 +26,19 @@ class Hello:
     host: str
     pid: int
     device: str
-    title: str
+    role: str
+    """Its role name, e.g. ``sim replica 2 of 3`` (topology.role_name)."""
     num_envs: int = 0
     env_info: dict | None = None
     """The replica's vecenv spaces (get_env_info); None for the learner."""
 
     @classmethod
     def of_this_process(cls, topology: Topology, device: str, num_envs: int = 0, env_info: dict | None = None) -> Hello:
-        return cls(topology.rank, socket.gethostname(), os.getpid(), device, topology.title, num_envs, env_info)
+        return cls(topology.rank, socket.gethostname(), os.getpid(), device, topology.role_name, num_envs, env_info)
 
     def describe(self) -> str:
         """e.g. ``sim replica 2 of 3 (rank 1 on host node7, pid 4242)``."""
-        return f"{self.title.removeprefix('dexgrasp: ')} (rank {self.rank} on host {self.host}, pid {self.pid})"
+        return f"{self.role} (rank {self.rank} on host {self.host}, pid {self.pid})"
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,25 @@ import signal
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psutil
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from dexgrasp_cli.errors import PeerLost
-from dexgrasp_cli.layouts.topology import REPLICA, role_of, role_title
+from dexgrasp_cli.layouts.topology import REPLICA, processes, role_name, role_of
+
+if TYPE_CHECKING:
+    from dexgrasp_cli.learner.trainer import TrainOptions
 
 
-def launch(layout: str, nprocs: int, worker_args: list[str], verbose: bool = False) -> int:
-    """Run ``nprocs`` workers of ``layout``; return the launcher's exit code."""
-    if not verbose:  # the elastic agent reports every worker's end at WARNING and ERROR
-        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+def launch(options: TrainOptions, res: str | None, learner_device: str | None) -> int:
+    """Run the processes of ``options.layout`` (``--res`` and ``--learner-device`` as given); return the
+    launcher's exit code."""
+    layout, nprocs = options.layout, processes(options.layout, options.replicas)
+    # The elastic agent reports every worker's end at WARNING and ERROR; _report says what matters.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=f"dexgrasp-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
@@ -38,12 +44,29 @@ def launch(layout: str, nprocs: int, worker_args: list[str], verbose: bool = Fal
     )  # fmt: skip
     with _forward_stop_signals():
         try:
-            elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *worker_args)
+            elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *worker_args(options, res, learner_device))
         except ChildFailedError as err:
             for rank, failure in sorted(err.failures.items()):
                 _report(layout, nprocs, rank, failure)
             return 1
     return 0
+
+
+def worker_args(options: TrainOptions, res: str | None, learner_device: str | None) -> list[str]:
+    """The ``train-teacher`` command line each process of a launch runs: the run as resolved here
+    (run directory included, so all processes agree on it)."""
+    args = ["train-teacher", "--modality", options.modality, "--num-envs", str(options.num_envs),
+            "--device", options.device, "--seed", str(options.seed), "--max-iterations", str(options.max_iterations),
+            "--run-dir", str(options.run_dir), "--layout", options.layout, "--replicas", str(options.replicas)]  # fmt: skip
+    if res is not None:
+        args += ["--res", res]
+    if options.resume is not None:
+        args += ["--resume", str(options.resume)]
+    if learner_device is not None:
+        args += ["--learner-device", learner_device]
+    for assignment in options.overrides:
+        args += ["--set", assignment]
+    return args
 
 
 def _report(layout: str, nprocs: int, rank: int, failure) -> None:
@@ -53,9 +76,8 @@ def _report(layout: str, nprocs: int, rank: int, failure) -> None:
     otherwise take SIGTERM as a request to save and stop)."""
     if failure.exitcode in (PeerLost.exit_code, -signal.SIGTERM) or role_of(layout, rank, nprocs) == REPLICA:
         return
-    title = role_title(layout, rank, nprocs)
     how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
-    print(f"error: {title.removeprefix('dexgrasp: ')} (rank {rank}) {how}; the run stopped", file=sys.stderr, flush=True)
+    print(f"error: {role_name(layout, rank, nprocs)} (rank {rank}) {how}; the run stopped", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

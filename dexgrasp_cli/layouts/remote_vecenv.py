@@ -12,12 +12,13 @@ with a ``ReplicaLost`` naming it.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import torch
 import torch.distributed as dist
 
-from dexgrasp_cli.errors import PeerLost
+from dexgrasp_cli.errors import PeerLost, peer_loss_reason
 from dexgrasp_cli.layouts import wire
 from dexgrasp_cli.layouts.handshake import Hello
 from dexgrasp_cli.layouts.wire import Command, StepFormat
@@ -32,17 +33,17 @@ class ReplicaLost(PeerLost):
 class RemoteVecEnv(TrainingVecEnv):
     """The replicas of ``hellos`` (rank order), on the learner's ``device``; messages on ``wire_device``."""
 
-    def __init__(self, hellos: list[Hello], modality: str, device: torch.device | str, wire_device: torch.device | str):
+    def __init__(self, hellos: list[Hello], device: torch.device | str, wire_device: torch.device | str):
         self.replicas = hellos
-        self.modality, self.device, self.wire_device = modality, torch.device(device), torch.device(wire_device)
+        self.device, self.wire_device = torch.device(device), torch.device(wire_device)
         self.env_info = hellos[0].env_info
         self.format = StepFormat.of(self.env_info)
         for hello in hellos[1:]:
             if StepFormat.of(hello.env_info) != self.format:
                 raise ValueError(f"{hello.describe()} has other observation spaces than {hellos[0].describe()}")
-        self.num_envs = sum(h.num_envs for h in hellos)
-        starts = [sum(h.num_envs for h in hellos[:k]) for k in range(len(hellos))]
-        self._rows = [slice(start, start + h.num_envs) for start, h in zip(starts, hellos)]
+        ends = list(itertools.accumulate(h.num_envs for h in hellos))
+        self.num_envs = ends[-1]
+        self._rows = [slice(end - h.num_envs, end) for end, h in zip(ends, hellos)]
 
         wire_dev, n = self.wire_device, self.num_envs
         self._slots = ObservationSlots(self.env_info, n, self.device)
@@ -141,14 +142,5 @@ class RemoteVecEnv(TrainingVecEnv):
                 work.wait()
             except RuntimeError as err:
                 self._open = False
-                raise ReplicaLost(f"{hello.describe()} was lost: {lost_reason(err)}") from None
-
-
-def lost_reason(err: RuntimeError) -> str:
-    """torch.distributed's error about a peer, in a few words."""
-    text = str(err)
-    if "Connection closed" in text or "Connection reset" in text:
-        return "its connection closed (the process died or was killed)"
-    if "Timed out" in text or "timeout" in text.lower():
-        return "no answer within the process group's timeout"
-    return text.strip().splitlines()[0][:160] if text.strip() else type(err).__name__
+                reason = peer_loss_reason(err) or (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                raise ReplicaLost(f"{hello.describe()} was lost: {reason}") from None

@@ -54,8 +54,7 @@ class Topology:
 
     @property
     def learner_rank(self) -> int:
-        """The rank that trains and saves: the last one in disagg, 0 in dp."""
-        return self.world_size - 1 if self.layout == "disagg" else 0
+        return learner_rank(self.layout, self.world_size)
 
     @property
     def writes_run(self) -> bool:
@@ -67,9 +66,14 @@ class Topology:
         return role_of(self.layout, self.rank, self.world_size)
 
     @property
+    def role_name(self) -> str:
+        """e.g. ``sim replica 2 of 3`` (see ``role_name``)."""
+        return role_name(self.layout, self.rank, self.world_size)
+
+    @property
     def title(self) -> str:
-        """The process title ``ps`` and ``top`` show (see ``role_title``)."""
-        return role_title(self.layout, self.rank, self.world_size)
+        """The process title ``ps`` and ``top`` show: ``dexgrasp: <role name>``."""
+        return f"dexgrasp: {self.role_name}"
 
     def worlds(self, num_envs: int) -> tuple[int, int]:
         """(offset, count) of the global batch that this replica or dp rank simulates."""
@@ -88,18 +92,23 @@ class Topology:
         return f"cuda:{self.local_rank % torch.cuda.device_count()}"
 
 
+def learner_rank(layout: str, world_size: int) -> int:
+    """The rank that trains and saves: the last one in disagg, 0 in dp."""
+    return world_size - 1 if layout == "disagg" else 0
+
+
 def role_of(layout: str, rank: int, world_size: int) -> str:
     """LEARNER, REPLICA or DP_RANK."""
     if layout == "dp":
         return DP_RANK
-    return LEARNER if rank == world_size - 1 else REPLICA
+    return LEARNER if rank == learner_rank(layout, world_size) else REPLICA
 
 
-def role_title(layout: str, rank: int, world_size: int) -> str:
-    """``dexgrasp: learner``, ``dexgrasp: sim replica K of N`` (K from 1) or ``dexgrasp: dp rank R of N``."""
+def role_name(layout: str, rank: int, world_size: int) -> str:
+    """``learner``, ``sim replica K of N`` (K from 1) or ``dp rank R of N``."""
     role = role_of(layout, rank, world_size)
     if role == DP_RANK:
-        return f"dexgrasp: dp rank {rank} of {world_size}"
+        return f"dp rank {rank} of {world_size}"
     if role == LEARNER:
-        return "dexgrasp: learner"
-    return f"dexgrasp: sim replica {rank + 1} of {world_size - 1}"
+        return "learner"
+    return f"sim replica {rank + 1} of {world_size - 1}"

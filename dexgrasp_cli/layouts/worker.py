@@ -17,7 +17,7 @@ import torch.distributed as dist
 import typer
 from rich.console import Console
 
-from dexgrasp_cli.errors import PeerLost
+from dexgrasp_cli.errors import PeerLost, peer_loss_reason
 from dexgrasp_cli.layouts.topology import LEARNER, REPLICA, Topology
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.trainer import TrainOptions, local_vecenv, train_teacher
@@ -53,7 +53,7 @@ def run_worker(
                 console.print(f"note: {note}")
             _data_parallel_rank(task, train, options, console, resume, topology)
     except RuntimeError as err:
-        if topology.role == LEARNER or not _is_peer_loss(err):
+        if topology.role == LEARNER or peer_loss_reason(err) is None:
             raise
         # A replica whose learner is gone, or a rank whose peer is: leave quietly, without the
         # group's teardown (its peers are gone). The learner names a lost replica, and the
@@ -79,7 +79,7 @@ def _learner(task, train, options: TrainOptions, console: Console, resume, topol
         console.print(f"note: {plan.note}")
     replicas = hellos[: topology.replicas]
     wire_device = options.device if plan.wire_device == "cuda" else "cpu"
-    vecenv = RemoteVecEnv(replicas, options.modality, options.device, wire_device)
+    vecenv = RemoteVecEnv(replicas, options.device, wire_device)
     train_teacher(task, train, options, console, resume, vecenv=vecenv)
 
 
@@ -115,8 +115,3 @@ def _cpu_threads(topology: Topology) -> int:
     replicas share them; data-parallel ranks all work at once and split them."""
     cores = len(os.sched_getaffinity(0))
     return cores if topology.role == LEARNER else max(1, cores // topology.local_world_size)
-
-
-def _is_peer_loss(err: RuntimeError) -> bool:
-    text = str(err)
-    return any(sign in text for sign in ("Connection closed", "Connection reset", "Timed out"))
