@@ -40,7 +40,7 @@ SMALL_STATE_TEACHER = [
 ]  # fmt: skip
 # The lift run: every episode starts where the scripted grasp is about to lift the first object (a
 # box), in 200-step episodes, so that a CPU run experiences lifting at all, and the lift term weighs
-# 20 instead of 5, so that raising the box outweighs pressing the hand onto it (see README).
+# 20 instead of 5, so that raising the box outweighs pressing the hand onto it (see docs/experiments/learning-on-cpu.md).
 GRASP_STARTS = ["task.grasp_start_fraction=1.0", "task.objects.count=1", "task.episode_length=200",
                 "task.adr.ranges.lift_weight.init=[20.0,20.0]"]  # fmt: skip
 NUM_ENVS = 64
