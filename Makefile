@@ -15,7 +15,7 @@ PLATFORM ?= manylinux_2_28_x86_64
 WHEELHOUSE ?= wheelhouse
 # Every runtime dependency except torch (the cluster brings its own CUDA build). rl-games is
 # fetched without dependencies because it requires torch; its other requirements are listed here.
-WHEEL_DEPS := mujoco==4.0.0 mujoco-warp==4.0.0 warp-lang==1.19.0 typer rich pyyaml tensorboard numpy matplotlib \
+WHEEL_DEPS := mujoco==4.0.0 mujoco-warp==4.0.0 warp-lang==1.19.0 typer rich pyyaml tensorboard numpy matplotlib nvidia-ml-py \
 	'gymnasium[classic-control]>=0.29.1' 'psutil>=5.9.0,<6.0.0' 'setproctitle>=1.2.2,<2.0.0' \
 	'tensorboardX>=2.5,<3.0' 'watchdog>=2.1.9' pytest 'setuptools>=64' wheel
 # pip does not widen --platform to older glibc tags, so list them: manylinux_2_28 also accepts

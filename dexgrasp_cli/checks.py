@@ -264,16 +264,16 @@ def check_mesh_compiles(shape: ObjectShape) -> None:
         ) from None
 
 
-def check_output(path: Path | None) -> None:
-    """Make sure the JSON file can be written later: parent folder created, path not a folder."""
+def check_output(path: Path | None, option: str = "--json") -> None:
+    """Make sure an output file can be written later: parent folder created, path not a folder."""
     if path is None:
         return
     if path.is_dir():
-        raise UsageError(f"--json {path} is a directory; accepted: a file path")
+        raise UsageError(f"{option} {path} is a directory; accepted: a file path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"--json {path}: cannot create its folder ({err.strerror})") from None
+        raise UsageError(f"{option} {path}: cannot create its folder ({err.strerror})") from None
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import tasks.dextrah.env as env_module
 from dexgrasp_cli import app as cli
@@ -35,6 +36,7 @@ def no_env(monkeypatch):
 
     monkeypatch.setattr(env_module.DextrahEnv, "__init__", refuse)
     monkeypatch.setattr("dexgrasp_cli.layouts.launcher.launch", refuse)  # nor is any process started
+    monkeypatch.setattr("dexgrasp_cli.bench.memory_bench.TrialRunner.run", refuse)  # nor any bench-memory trial
 
 
 BAD_INPUT = [
@@ -91,6 +93,17 @@ BAD_INPUT = [
     (["bench-train", "--layout", "foo"], "--layout"),
     (["bench-train", "--layout", "dp", "--num-envs", "3"], "--num-envs 3"),
     (["bench-train", "--modality", "rgb"], "--modality"),
+    (["bench-memory", "--gpu-memory", "0"], "--gpu-memory must be more than 0 bytes"),
+    (["bench-memory", "--gpu-memory", "lots"], "--gpu-memory 'lots' is not a memory size"),
+    (["bench-memory", "--gpus", "1", "--layout", "disagg"], "needs a simulator GPU and a learner GPU"),
+    (["bench-memory", "--gpus", "0"], "--gpus"),
+    (["bench-memory", "--res", "0x120"], "--res"),
+    (["bench-memory", "--layout", "single"], "--layout 'single'; accepted: dp, disagg"),
+    (["bench-memory", "--mode", "fast"], "--mode"),
+    (["bench-memory", "--depth-dtype", "int8"], "--depth-dtype"),
+    (["bench-memory", "--size", "4", "--size", "8"], "--size needs 3 or more"),
+    (["bench-memory", "--horizon", "10"], "horizon_length"),
+    (["bench-memory", "--modality", "state", "--res", "160x120"], "--res applies to the depth teacher"),
 ]
 
 
@@ -103,6 +116,13 @@ def test_bad_input_is_one_line_exit_2(args, names, capsys, no_env):
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and names in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_measured_memory_without_cuda_says_what_to_use(capsys, no_env):
+    code, out, err = run_cli(["bench-memory", "--mode", "measured"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--mode measured measures GPU memory with NVML" in err and "use --mode model" in err
 
 
 @pytest.mark.parametrize("args, names", [

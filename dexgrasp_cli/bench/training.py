@@ -29,6 +29,7 @@ from rich.table import Table
 from rl_games.common.experience import ExperienceBuffer
 from rl_games.common.gym_compat import spaces
 
+from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.errors import RunFailed
 from dexgrasp_cli.learner.agent import build_model
 from dexgrasp_cli.learner.checkpoint import load_checkpoint
@@ -68,17 +69,9 @@ def experience_buffer_bytes(num_envs: int, horizon: int, width: int, height: int
     env_info = dict(env_info, observation_space=observations)
     algo_info = {"num_actors": num_envs, "horizon_length": horizon, "has_central_value": True}
     buffer = ExperienceBuffer(env_info, algo_info, "cpu")  # zero-filled pages are not touched until used
-    total = _nbytes(buffer.tensor_dict)
+    total = tensor_bytes(buffer.tensor_dict)
     del buffer
     return total
-
-
-def _nbytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    return 0
 
 
 def run_training_bench(

@@ -92,6 +92,9 @@ class DataParallelVecEnv(TrainingVecEnv):
     def close(self) -> None:
         self.local.close()
 
+    def buffer_bytes(self) -> int:
+        return self.local.buffer_bytes()
+
     def _gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's ``tensor`` (same shape on all ranks, on the CPU), in rank order."""
         parts = [torch.empty_like(tensor) for _ in range(self.group.world_size)]

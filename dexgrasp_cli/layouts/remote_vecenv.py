@@ -18,6 +18,7 @@ import time
 import torch
 import torch.distributed as dist
 
+from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.errors import PeerLost, peer_loss_reason
 from dexgrasp_cli.layouts import wire
 from dexgrasp_cli.layouts.handshake import Hello
@@ -59,11 +60,7 @@ class RemoteVecEnv(TrainingVecEnv):
     # ------------------------------------------------------------------ rl-games vecenv interface
     def step(self, actions: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor, dict]:
         start = time.perf_counter()
-        if not self._direct:
-            actions = self._actions.copy_(actions)
-        sends = self._post(Command.STEP) + [(dist.isend(actions[rows].contiguous(), h.rank, tag=wire.TAG_ACTIONS), h)
-                                            for rows, h in zip(self._rows, self.replicas)]  # fmt: skip
-        slot = self._receive_observations(sends)
+        slot = self._receive_observations(self._post_step(actions))
         self._wait_seconds += time.perf_counter() - start
         obs = {"obs": slot["obs"], "states": slot["states"]}
         return obs, slot["rewards"], slot["dones"], {"time_outs": slot["time_outs"]}
@@ -105,6 +102,10 @@ class RemoteVecEnv(TrainingVecEnv):
         self._wait_all([(dist.isend(self._episode_index[rows], h.rank, tag=wire.TAG_STATE), h)
                         for rows, h in zip(self._rows, self.replicas)])  # fmt: skip
 
+    def buffer_bytes(self) -> int:
+        own = [self._header, self._block, self._staging, self._actions, self._stats, self._episode_index]
+        return self._slots.nbytes() + tensor_bytes(own)
+
     def close(self) -> None:
         """Tell every replica the run is over (once; not after a replica was lost)."""
         if self._open:
@@ -116,6 +117,13 @@ class RemoteVecEnv(TrainingVecEnv):
         """Send ``command`` (with the ADR level) to every replica; the sends are still in flight."""
         wire.header(command, self._adr_level, self._header)
         return [(dist.isend(self._header, h.rank, tag=wire.TAG_HEADER), h) for h in self.replicas]
+
+    def _post_step(self, actions: torch.Tensor) -> list[tuple[dist.Work, Hello]]:
+        """Send ``STEP`` and each replica its rows of ``actions``; the sends are still in flight."""
+        if not self._direct:
+            actions = self._actions.copy_(actions)
+        return self._post(Command.STEP) + [(dist.isend(actions[rows].contiguous(), h.rank, tag=wire.TAG_ACTIONS), h)
+                                           for rows, h in zip(self._rows, self.replicas)]  # fmt: skip
 
     def _command(self, command: Command) -> None:
         self._wait_all(self._post(command))

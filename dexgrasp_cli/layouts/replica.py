@@ -16,6 +16,7 @@ import signal
 import torch
 import torch.distributed as dist
 
+from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.layouts import wire
 from dexgrasp_cli.layouts.handshake import Hello, exchange
 from dexgrasp_cli.layouts.topology import Topology
@@ -47,6 +48,10 @@ class ReplicaServer:
         self.staging = self.format.image_buffers(n, self.wire_device) if staged else None
         self.episode_index = torch.zeros(n, dtype=torch.int64, device=self.wire_device)
 
+    def buffer_bytes(self) -> int:
+        """Bytes of the message buffers (the vecenv's own slots not included)."""
+        return tensor_bytes([self.header, self.actions, self.block, self.staging, self.episode_index])
+
     def serve(self) -> None:
         venv = self.venv
         while True:
@@ -57,10 +62,9 @@ class ReplicaServer:
                 return
             if command is Command.STEP:
                 dist.recv(self.actions, self.learner, tag=wire.TAG_ACTIONS)
-                obs, rewards, dones, infos = venv.step(self.actions.to(venv.device))
-                self._send(obs, rewards, dones, infos["time_outs"])
+                self._send(self.step_worlds())
             elif command is Command.RESET:
-                self._send(venv.reset())
+                self._send(self.answer(venv.reset()))
             elif command is Command.STAGGER:
                 venv.stagger_episode_ends()
             elif command is Command.POP_STATS:
@@ -72,11 +76,21 @@ class ReplicaServer:
                 dist.recv(self.episode_index, self.learner, tag=wire.TAG_STATE)
                 venv.load_state_dict({"episode_index": self.episode_index.cpu()})
 
-    def _send(self, obs: dict, rewards=None, dones=None, time_outs=None) -> None:
+    def step_worlds(self) -> list[torch.Tensor]:
+        """Step the worlds with ``actions``; return the answer to send."""
+        obs, rewards, dones, infos = self.venv.step(self.actions.to(self.venv.device))
+        return self.answer(obs, rewards, dones, infos["time_outs"])
+
+    def answer(self, obs: dict, rewards=None, dones=None, time_outs=None) -> list[torch.Tensor]:
+        """The block, then each image (staged on the wire's device), ready to send."""
         self.format.pack(self.block, obs, rewards, dones, time_outs)
-        dist.send(self.block, self.learner, tag=wire.TAG_BLOCK)
-        for i, (key, _, _) in enumerate(self.format.images):
-            image = obs["obs"][key]
-            if self.staging is not None:
-                image = self.staging[key].copy_(image)
+        images = [obs["obs"][key] for key, _, _ in self.format.images]
+        if self.staging is not None:
+            images = [self.staging[key].copy_(image) for (key, _, _), image in zip(self.format.images, images)]
+        return [self.block, *images]
+
+    def _send(self, message: list[torch.Tensor]) -> None:
+        block, *images = message
+        dist.send(block, self.learner, tag=wire.TAG_BLOCK)
+        for i, image in enumerate(images):
             dist.send(image, self.learner, tag=wire.TAG_IMAGES + i)

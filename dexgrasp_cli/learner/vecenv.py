@@ -24,6 +24,7 @@ from rl_games.common import env_configurations, vecenv
 from rl_games.common.gym_compat import spaces
 from rl_games.common.ivecenv import IVecEnv
 
+from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.learner.rollout_stats import RolloutStats, StatsAccumulator
 
 if TYPE_CHECKING:  # the learner side needs no simulator imports
@@ -69,6 +70,10 @@ class TrainingVecEnv(IVecEnv):
     def close(self) -> None:
         raise NotImplementedError
 
+    def buffer_bytes(self) -> int:
+        """Bytes of the tensors this vecenv allocated to hand observations over (bench-memory's breakdown)."""
+        raise NotImplementedError
+
 
 class ObservationSlots:
     """Two sets of learner-device tensors shaped by a vecenv's spaces, handed out in turn."""
@@ -88,6 +93,9 @@ class ObservationSlots:
 
         self._slots = [allocate(), allocate()]
         self._next = 0
+
+    def nbytes(self) -> int:
+        return tensor_bytes(self._slots)
 
     def take(self) -> dict:
         """The set not returned last time."""
@@ -167,6 +175,9 @@ class LocalVecEnv(TrainingVecEnv):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.env.episode_index.copy_(state["episode_index"])
+
+    def buffer_bytes(self) -> int:
+        return self._slots.nbytes()
 
     def close(self) -> None:
         """Drop the env and the learner-side tensors (rl-games never calls this; the trainer does)."""

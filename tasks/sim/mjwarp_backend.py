@@ -179,3 +179,25 @@ class MjwSim:
     def corrupted_worlds(self) -> torch.Tensor:
         """(N,) bool: worlds whose contact or constraint buffers overflowed since their reset."""
         return (self.overflow & CORRUPTING_OVERFLOWS) != 0
+
+    def data_bytes(self) -> int:
+        """Bytes that grow with the worlds: the MuJoCo Warp data and the per-world model rows."""
+        rows = sum(t.numel() * t.element_size() for t in self.model.values())
+        return warp_array_bytes(self.d) + rows + self._jacobian.numel() * self._jacobian.element_size()
+
+
+def warp_array_bytes(structure) -> int:
+    """Bytes allocated by every warp array among ``structure``'s fields, through nested structures."""
+    seen: set[int] = set()
+
+    def walk(value) -> int:
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        if isinstance(value, wp.array):
+            return value.capacity
+        if hasattr(value, "__dict__") and not isinstance(value, type):
+            return sum(walk(v) for v in vars(value).values())
+        return 0
+
+    return walk(structure)

@@ -12,7 +12,7 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from tasks.sim.mjwarp_backend import MjwSim, warp_device
+from tasks.sim.mjwarp_backend import MjwSim, warp_array_bytes, warp_device
 
 RAY_BYTES = 2 * 3 * 4  # a direction and an offset (vec3 float32) per pixel, shared by all worlds
 PIXEL_BYTES = 4  # float32 depth or packed 8-bit BGRA per pixel and world
@@ -56,6 +56,10 @@ class BatchRenderer:
         # Packed 0xAARRGGBB words are B, G, R, A bytes in memory (little-endian).
         self.bgra = wp.to_torch(rc.rgb_data).view(torch.uint8).view(n, len(rgb_cameras), height, width, 4)
         self.image_nbytes = sum(a.capacity for a in (rc.depth_data, rc.rgb_data, rc.ray, rc.ray_offset))
+
+    def context_bytes(self) -> int:
+        """Bytes of the whole render context: images, rays and the scene's bounding-volume trees."""
+        return warp_array_bytes(self.context)
 
     def render(self) -> None:
         """Render the current state of every world into ``depth`` and ``bgra``."""
