@@ -17,7 +17,7 @@ import typer
 from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.config import (
-    TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
+    DISTILL_YAML, TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
     split_overrides,
 )  # fmt: skip
 from dexgrasp_cli.errors import ReportedError, UsageError
@@ -137,9 +137,9 @@ def resolve_adr_level(text: str, settings: TaskSettings, checkpoint: dict | None
     return int(text)
 
 
-def split_settings_overrides(overrides: list[str] | None) -> dict[str, list[str]]:
+def split_settings_overrides(overrides: list[str] | None, roots: tuple[str, ...] = ("task", "train")) -> dict[str, list[str]]:
     with bad_input():
-        return split_overrides(overrides or (), ("task", "train"))
+        return split_overrides(overrides or (), roots)
 
 
 def load_train_settings(overrides: list[str], num_envs: int):
@@ -152,11 +152,12 @@ def load_train_settings(overrides: list[str], num_envs: int):
     return train
 
 
-def read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: Path, role: str | None = None) -> dict:
+    """A checkpoint (of ``role``, ``teacher`` or ``student``, when given)."""
     from dexgrasp_cli.learner.checkpoint import load_checkpoint
 
     with bad_input():
-        return load_checkpoint(path)
+        return load_checkpoint(path, role=role)
 
 
 def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None) -> tuple[dict, TaskSettings]:
@@ -166,14 +167,14 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
         settings = checked_task_settings(section_from_tree(TaskSettings, "task", {"task": state["dexgrasp"]["config"]["task"]}, overrides or ()))
     trained = state["dexgrasp"]["resolution"]
     if res is not None and with_resolution(settings, res).cameras.resolution != trained:
-        raise UsageError(f"--res {res} differs from the checkpoint's {trained}; a teacher runs at the resolution it was trained at")
+        raise UsageError(f"--res {res} differs from the checkpoint's {trained}; a policy runs at the resolution it was trained at")
     return state, settings
 
 
 def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSettings, num_envs: int) -> dict:
     """The checkpoint, read once, which must be of the same modality (and, for depth, resolution),
     action space, networks and global batch as the run (any layout continues any other)."""
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, "teacher")
     meta = state["dexgrasp"]
     if meta["modality"] != modality:
         raise UsageError(f"--resume {path} is a {meta['modality']} teacher; this run is --modality {modality}")
@@ -200,6 +201,57 @@ def check_resume(path: Path, modality: str, task: TaskSettings, train: TrainSett
             f"--resume {path} trained {saved_run['num_envs']} worlds in all ({saved_run.get('layout', 'single')} layout); "
             f"this run has --num-envs {num_envs}: a run continues with its own global batch"
         )
+    return state
+
+
+def load_distill_settings(overrides: list[str]):
+    """The distill settings from yaml/distill.yaml with ``distill.*`` overrides; a backbone file must exist."""
+    from dexgrasp_cli.distill.settings import DistillSettings
+
+    with bad_input():
+        settings = load_section(DistillSettings, "distill", DISTILL_YAML, overrides)
+    if settings.backbone_weights is not None and not Path(settings.backbone_weights).is_file():
+        raise UsageError(f"distill.backbone_weights {settings.backbone_weights} does not exist; accepted: a state dict file")
+    return settings
+
+
+def check_teacher(teacher: str, task: TaskSettings, student: str) -> dict | None:
+    """``--teacher``: ``scripted`` (None) or a train-teacher checkpoint that acts in this task's action space."""
+    if teacher == "scripted":
+        return None
+    state = read_checkpoint(Path(teacher), "teacher")
+    meta = state["dexgrasp"]
+    space = meta["config"]["task"]["actions"]["space"]
+    if space != task.actions.space:
+        raise UsageError(
+            f"--teacher {teacher} acts in the {space} action space; this run uses {task.actions.space} "
+            f"(--set task.actions.space={space})"
+        )
+    if student == "depth" and meta["modality"] == "depth":
+        raise UsageError(f"--teacher {teacher} is a depth teacher; a depth student learns from a state or scripted teacher")
+    return state
+
+
+def check_distill_resume(path: Path, options, settings, teacher: dict | None, resolution: str) -> dict:
+    """A student checkpoint of the same student, teacher, sizes, resolution and worlds as the run."""
+    from dexgrasp_cli.distill.teachers import teacher_identity
+
+    state = read_checkpoint(path, "student")
+    meta = state["dexgrasp"]
+    saved_run = meta["config"]["run"]
+    now = teacher_identity(options.teacher, teacher)
+    mismatches = [
+        ("student", meta["student"], options.student),
+        ("teacher", meta["teacher"].get("sha256", meta["teacher"]["kind"]), now.get("sha256", now["kind"])),
+        ("--res", meta["resolution"], resolution),
+        ("--num-envs", saved_run["num_envs"], options.num_envs),
+        (f"distill.{'stereo' if options.student == 'stereo-rgb' else 'depth'} sizes", meta["sizes"],
+         dataclasses.asdict(settings.student_sizes(options.student))),
+    ]  # fmt: skip
+    for name, saved, wanted in mismatches:
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(wanted)):
+            raise UsageError(f"--resume {path} has another {name} than this run ({saved} vs {wanted}); "
+                             "resume with the options it was started with")  # fmt: skip
     return state
 
 

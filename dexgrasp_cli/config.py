@@ -20,6 +20,7 @@ from tasks.dextrah.settings import TaskSettings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_YAML = REPO_ROOT / "yaml" / "task.yaml"
 TRAIN_YAML = REPO_ROOT / "yaml" / "train.yaml"
+DISTILL_YAML = REPO_ROOT / "yaml" / "distill.yaml"
 
 
 class ConfigError(ValueError):

@@ -53,12 +53,14 @@ def test_search_edges():
 
 def test_fit_recovers_a_constructed_model_and_projects_its_maximum():
     fixed, per_world, per_sample, horizon = 900e6, 0.7e6, 1.1e6, 16
-    trials = [Trial(n, n * horizon, int(fixed + per_world * n + per_sample * n * horizon), int(250e6 + per_sample * n * horizon))
+    copy = 0.2e6  # per world: the update's flattened batch, part of the world's bytes and of the update's rise
+    trials = [Trial(n, n * horizon, int(fixed + per_world * n + per_sample * n * horizon),
+                    int(250e6 + (per_sample * horizon + copy) * n), int(per_world * n), int(copy * n))
               for n in (4, 8, 16)]  # fmt: skip
     model = fit_role("dp-rank", trials)
     assert model.fixed_bytes == pytest.approx(fixed, rel=1e-9)
     assert model.per_world_bytes == pytest.approx(per_world, rel=1e-6)
-    assert model.per_sample_bytes == pytest.approx(per_sample, rel=1e-9)
+    assert model.per_sample_bytes == pytest.approx(per_sample, rel=1e-9)  # the batch copy is not an activation
     budget, minibatch = 48 * 10**9, 16384
     # Beyond minibatch / horizon worlds the update's samples stop growing: a closed form there.
     expected = math.floor((budget - fixed - per_sample * minibatch) / per_world)
@@ -165,6 +167,8 @@ def test_bench_memory_projects_fits_and_writes_its_outputs(tmp_path, capsys):
     assert row["source"] == "projected" and row["layout"] == "disagg" and row["paper_envs_per_gpu"] is None
     assert row["envs_total"] == min(row["sides"].values())
     assert row["binding"] == min(row["sides"], key=row["sides"].get)
+    low, high = row["band_per_gpu"]  # slopes 10% steeper, then 10% shallower
+    assert low <= row["envs_per_gpu"] <= high and low < high
     for role, model in result["models"]["32x24"].items():
         assert abs(model["held_out"]["relative_error"]) < 0.10, (role, model["held_out"])
         assert model["held_out"]["num_envs"] == 8 and model["fitted_on"] == [2, 4]
@@ -172,6 +176,7 @@ def test_bench_memory_projects_fits_and_writes_its_outputs(tmp_path, capsys):
     with (out / "m.csv").open() as f:
         (csv_row,) = list(csv.DictReader(f))
     assert int(csv_row["envs_total"]) == row["envs_total"]
+    assert (int(csv_row["band_low_per_gpu"]), int(csv_row["band_high_per_gpu"])) == (low, high)
     assert (out / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*tmp")), "a temporary file was left behind"
 

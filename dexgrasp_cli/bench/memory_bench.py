@@ -39,9 +39,14 @@ PAPER_TABLE = {  # TASK_FACTS section 10, Table I: (per GPU, total), depth teach
     ("320x240", "dp"): (256, 1024), ("320x240", "disagg"): (700, 2100),
 }  # fmt: skip
 PAPER_RATIO = 2800 / 1024
+WORLD_PARTS = ("physics", "render", "observations", "experience", "update_batch")
+"""The per-world tensors a trial counts (memory_model: a world costs what they hold)."""
 CPU_SIZES = (4, 8, 16)
 CUDA_SIZES = (64, 128, 256)
 VALIDATION_MARGIN = 0.10
+SENSITIVITY = 0.10
+"""A projection's band: each role's per-world and per-sample bytes scaled by 1 -/+ this (the fit's
+tolerance), because a maximum far beyond the trials' sizes can hinge on a few percent of slope."""
 CPU_CAVEAT = (
     "Projected from CPU memory: the per-world bytes of simulator data, images, observation and experience "
     "buffers are the same tensors a GPU holds, so they carry over; what a CPU cannot show is the CUDA context "
@@ -133,7 +138,7 @@ def run_memory_bench(plan: MemoryBenchPlan, console: Console) -> dict:
         runner = TrialRunner(plan, progress)
         for resolution in plan.resolutions:
             label = resolution or "state"
-            fitted, maxima, spaces = {}, {}, None
+            fitted, maxima, spaces, bands = {}, {}, None, {}
             for role in plan.roles:
                 base = TrialSpec(role, 1, plan.modality, resolution or "160x120", plan.device, plan.horizon,
                                  plan.minibatch, plan.seed, plan.task_overrides, plan.train_overrides, spaces)  # fmt: skip
@@ -148,9 +153,10 @@ def run_memory_bench(plan: MemoryBenchPlan, console: Console) -> dict:
                     maxima[role] = _measured_maximum(runner, base, plan, guess, fitted[role])
                 else:
                     maxima[role] = guess
+                    bands[role] = _band(model, plan)
             models[label] = {role: _model_summary(entry, maxima[role]) for role, entry in fitted.items()}
             breakdown[label] = {role: _per_world(entry, plan) for role, entry in fitted.items()}
-            rows += _rows(resolution, plan, maxima)
+            rows += _rows(resolution, plan, maxima, bands)
     return {
         "benchmark": "memory", "format_version": FORMAT_VERSION,
         "node": {"gpus": plan.gpus, "gpu_memory": plan.gpu_memory_text, "gpu_memory_bytes": plan.gpu_memory, "mode": plan.mode, "device": plan.device,
@@ -166,9 +172,11 @@ def _sized(spec: TrialSpec, num_envs: int, plan: MemoryBenchPlan) -> TrialSpec:
 
 
 def _trial(record: dict) -> Trial:
-    spec, phases = record["spec"], record["phases"]
-    rise = phases.get("update_peak", 0) - phases.get("collect", 0) if spec["role"] in TRAINING_ROLES else 0
-    return Trial(spec["num_envs"], spec["minibatch"] if spec["role"] in TRAINING_ROLES else 0, record["peak_bytes"], rise)
+    spec, phases, parts = record["spec"], record["phases"], record["components"]
+    training = spec["role"] in TRAINING_ROLES
+    rise = phases.get("update_peak", 0) - phases.get("collect", 0) if training else 0
+    return Trial(spec["num_envs"], spec["minibatch"] if training else 0, record["peak_bytes"], rise,
+                 sum(parts.get(name, 0) for name in WORLD_PARTS), parts.get("update_batch", 0))  # fmt: skip
 
 
 def _require_success(records: list[dict], role: str, label: str) -> None:
@@ -204,6 +212,15 @@ def _measured_maximum(runner: TrialRunner, base: TrialSpec, plan: MemoryBenchPla
     return best
 
 
+def _band(model: RoleModel, plan: MemoryBenchPlan) -> tuple[int, int]:
+    """The role's projected maximum with its slopes SENSITIVITY larger, and smaller."""
+    def scaled(factor: float) -> int:
+        slopes = replace(model, per_world_bytes=model.per_world_bytes * factor, per_sample_bytes=model.per_sample_bytes * factor)
+        return slopes.max_worlds(plan.gpu_memory, plan.horizon, plan.minibatch)
+
+    return scaled(1 + SENSITIVITY), scaled(1 - SENSITIVITY)
+
+
 def _model_summary(entry: dict, maximum: int) -> dict:
     model: RoleModel = entry["model"]
     return {"fixed_bytes": model.fixed_bytes, "per_world_bytes": model.per_world_bytes,
@@ -213,19 +230,20 @@ def _model_summary(entry: dict, maximum: int) -> dict:
 
 
 def _per_world(entry: dict, plan: MemoryBenchPlan) -> dict:
-    """Bytes per world of the role's main objects (its largest fitted trial), the update's activations per
-    world while a batch is one minibatch, and what the fit says a world costs in all."""
+    """Bytes per world of the role's counted tensors (its largest fitted trial), the update's activations
+    per world while a batch is one minibatch, and the total."""
     record = entry["records"][-2]
     n, parts = record["spec"]["num_envs"], record["components"]
     model: RoleModel = entry["model"]
-    per_world = {name: parts.get(name, 0) / n for name in ("physics", "render", "observations", "experience")}
+    per_world = {name: parts.get(name, 0) / n for name in WORLD_PARTS}
     per_world["update_activations"] = model.per_sample_bytes * plan.horizon
-    per_world["fitted_total"] = model.per_world_bytes + model.per_sample_bytes * plan.horizon
-    per_world["other"] = per_world["fitted_total"] - sum(v for k, v in per_world.items() if k != "fitted_total")
+    per_world["total"] = sum(per_world.values())
     return per_world
 
 
-def _rows(resolution: str | None, plan: MemoryBenchPlan, maxima: dict[str, int]) -> list[dict]:
+def _rows(resolution: str | None, plan: MemoryBenchPlan, maxima: dict[str, int], bands: dict) -> list[dict]:
+    """The table's rows; a projected row also carries ``band_per_gpu``, its worlds per GPU with every
+    slope SENSITIVITY off either way."""
     source = "measured" if plan.mode == "measured" else "projected"
     pixels = math.prod(map(int, resolution.split("x"))) if resolution else None
     rows = []
@@ -239,6 +257,9 @@ def _rows(resolution: str | None, plan: MemoryBenchPlan, maxima: dict[str, int])
             "source": source, "measured_on": plan.device,
             "envs_x_pixels_per_gpu": capacity.envs_per_gpu * pixels if pixels else None,
         })  # fmt: skip
+        if bands:
+            low, high = ({role: band[i] for role, band in bands.items()} for i in (0, 1))
+            rows[-1]["band_per_gpu"] = [node_capacity(layout, plan.gpus, ends).envs_per_gpu for ends in (low, high)]
     by_layout = {row["layout"]: row for row in rows}
     if {"dp", "disagg"} <= by_layout.keys():
         dp = by_layout["dp"]["envs_per_gpu"]

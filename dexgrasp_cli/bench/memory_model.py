@@ -4,16 +4,19 @@ A role's peak over one training iteration is modelled as
 
     peak(N) = fixed + per_world * N + per_sample * m(N),    m(N) = min(minibatch, N * horizon)
 
-``per_world`` covers what every world keeps (physics data, render buffers, observation slots, its
-rows of the experience buffer); ``per_sample`` is what the PPO update holds per sample of a
+``per_world`` is what every world keeps: physics data, render buffers, observation slots, its rows
+of the experience buffer and of the flattened copy of the batch that rl-games' update holds. Those
+are tensors the trial counts to the byte, so the model takes them as counted: at the few worlds a
+CPU trial holds they are a few MiB, far below the noise of a process's resident memory, which no
+slope fitted to peaks could resolve. ``per_sample`` is what the PPO update holds per sample of a
 minibatch (activations kept for the backward pass, their gradients), which stops growing once the
-batch is larger than one minibatch. A simulator replica does no update (``per_sample`` = 0).
+batch is larger than one minibatch; a simulator replica does no update (``per_sample`` = 0).
 
-Fitting is two least-squares lines over trials at several sizes: the update's rise above the
-collected state against the trial's minibatch gives ``per_sample``, then the peak less that term
-against N gives ``fixed`` and ``per_world``. Node capacity follows the paper's two layouts: data
-parallelism puts a full rank (simulator and learner) on every GPU; the disaggregated layout has G-1
-simulator GPUs and one learner GPU, and holds the smaller of what the two sides can.
+Fitting: the update's rise above the collected state, less the batch copy, against the trial's
+minibatch gives ``per_sample`` (least squares); ``fixed`` is the mean of what the peaks leave over
+(the CUDA context or interpreter, libraries, kernels, the networks and the optimizer). Node capacity
+follows the paper's two layouts: data parallelism puts a full rank (simulator and learner) on every
+GPU; the disaggregated layout has G-1 simulator GPUs and one learner GPU, and holds the smaller of what the two sides can.
 """
 
 from __future__ import annotations
@@ -39,13 +42,18 @@ def effective_minibatch(num_envs: int, horizon: int, minibatch: int) -> int:
 
 @dataclass(frozen=True)
 class Trial:
-    """One role measured at one size: its peak, and how far the PPO update rose above the collected state."""
+    """One role measured at one size: its peak, how far the PPO update rose above the collected state,
+    and the bytes of the per-world tensors it counted."""
 
     num_envs: int
     minibatch: int
     """The trial's samples per gradient step (0 for a role without an update)."""
     peak_bytes: int
     update_rise_bytes: int = 0
+    world_bytes: int = 0
+    """Every per-world tensor of the trial (simulator, images, observation slots, experience, batch copy)."""
+    batch_copy_bytes: int = 0
+    """The update's flattened copy of the batch (part of world_bytes, and of the update's rise)."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +73,16 @@ class RoleModel:
 
 
 def fit_role(role: str, trials: list[Trial]) -> RoleModel:
-    """Least-squares model of ``role`` from trials at two or more distinct sizes."""
+    """Least-squares model of ``role`` from trials at two or more distinct sizes (see the module docstring)."""
     if len({t.num_envs for t in trials}) < 2:
         raise ValueError(f"fitting {role} needs trials at two or more distinct sizes, got {[t.num_envs for t in trials]}")
     per_sample = 0.0
     if role in TRAINING_ROLES:
-        per_sample, _ = _line([t.minibatch for t in trials], [t.update_rise_bytes for t in trials])
-        per_sample = max(per_sample, 0.0)
-    per_world, fixed = _line([t.num_envs for t in trials], [t.peak_bytes - per_sample * t.minibatch for t in trials])
+        rises = [t.update_rise_bytes - t.batch_copy_bytes for t in trials]
+        per_sample = max(_line([t.minibatch for t in trials], rises)[0], 0.0)
+    largest = max(trials, key=lambda t: t.num_envs)
+    per_world = largest.world_bytes / largest.num_envs
+    fixed = float(np.mean([t.peak_bytes - per_world * t.num_envs - per_sample * t.minibatch for t in trials]))
     return RoleModel(role, fixed, per_world, per_sample)
 
 

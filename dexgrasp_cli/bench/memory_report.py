@@ -15,8 +15,9 @@ from dexgrasp_cli.bench.memory_model import RoleModel
 from dexgrasp_cli.byte_sizes import format_bytes
 
 CSV_COLUMNS = ("resolution", "layout", "envs_per_gpu", "envs_total", "paper_envs_per_gpu", "paper_envs_total",
-               "ratio_disagg_dp", "paper_ratio", "binding", "source", "measured_on", "envs_x_pixels_per_gpu")  # fmt: skip
-BREAKDOWN_PARTS = ("physics", "render", "observations", "experience", "update_activations", "other", "fitted_total")
+               "ratio_disagg_dp", "paper_ratio", "binding", "source", "measured_on", "envs_x_pixels_per_gpu",
+               "band_low_per_gpu", "band_high_per_gpu")  # fmt: skip
+BREAKDOWN_PARTS = ("physics", "render", "observations", "experience", "update_batch", "update_activations", "total")
 
 
 def capacity_table(result: dict) -> Table:
@@ -24,8 +25,9 @@ def capacity_table(result: dict) -> Table:
     table = Table(title=f"dexgrasp bench-memory: worlds on {node['gpus']} GPUs x {node['gpu_memory']}, "
                         f"{node['modality']} teacher, horizon {node['horizon']}, minibatch {node['minibatch']:,}, "
                         f"depth {node['depth_dtype']}")  # fmt: skip
+    banded = any("band_per_gpu" in row for row in result["rows"])
     for name in ("resolution", "layout", "per GPU (paper)", "total (paper)", "disagg/dp (paper)", "Mpx per GPU",
-                 "binding", "source"):  # fmt: skip
+                 "binding", "source") + (("per GPU, slopes ±10%",) if banded else ()):  # fmt: skip
         table.add_column(name, justify="right" if "(" in name or "Mpx" in name else "left", overflow="fold")
     for row in result["rows"]:
         ratio = row.get("ratio_disagg_dp")
@@ -35,6 +37,7 @@ def capacity_table(result: dict) -> Table:
             _beside(row["envs_total"], row["paper_envs_total"]), ratios,
             f"{row['envs_x_pixels_per_gpu'] / 1e6:,.1f}" if row["envs_x_pixels_per_gpu"] else "",
             row["binding"], row["source"],
+            *([f"{row['band_per_gpu'][0]:,}-{row['band_per_gpu'][1]:,}"] if banded else []),
         )  # fmt: skip
     table.caption = (
         f"disagg: worlds per simulator GPU (G-1 of them; the learner has the last). Paper: {PAPER_NODE['gpus']} x "
@@ -52,14 +55,14 @@ def breakdown_table(result: dict) -> Table:
     for label, role in columns:
         table.add_column(f"{label} {role.removeprefix('disagg-')}", justify="right", overflow="fold")
     for part in BREAKDOWN_PARTS:
-        name = "total (fitted)" if part == "fitted_total" else part.replace("_", " ")
+        name = "update batch copy" if part == "update_batch" else part.replace("_", " ")
         table.add_row(name, *(_size(result["breakdown"][label][role][part]) for label, role in columns))
     models = [result["models"][label][role] for label, role in columns]
     table.add_row("fixed (fitted)", *(_size(m["fixed_bytes"]) for m in models))
     table.add_row("fit error", *(f"{m['held_out']['relative_error']:+.1%} at {m['held_out']['num_envs']:,}" for m in models))
-    table.caption = ("physics, render, observations, experience: the bytes of those objects in the largest fitted trial. "
-                     "other: what the fitted slope adds beyond them. fit error: the model's prediction of a trial it "
-                     "was not fitted on, against its measured peak.")  # fmt: skip
+    table.caption = ("physics, render, observations, experience, update batch copy: the bytes of those tensors in the "
+                     "largest fitted trial, counted. update activations: fitted to the update's rise. fit error: the "
+                     "model's prediction of a trial it was not fitted on, against its measured peak.")  # fmt: skip
     return table
 
 
@@ -75,7 +78,9 @@ def write_csv(path: Path, result: dict) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(result["rows"])
+    for row in result["rows"]:
+        low, high = row.get("band_per_gpu") or (None, None)
+        writer.writerow(dict(row, band_low_per_gpu=low, band_high_per_gpu=high))
     write_text_atomic(path, text.getvalue())
 
 

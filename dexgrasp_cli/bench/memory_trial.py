@@ -12,7 +12,8 @@ process (nothing cached by an earlier trial counts). It builds the role's real o
   all-reduce of a real rank adds a few buffers the size of the parameters).
 
 It prints one JSON line: the peak of each phase (build, collect, update), the bytes of the main
-objects (physics data, render buffers, observation buffers, experience buffer), the observation
+objects (physics data, render buffers, observation buffers, experience buffer, the update's
+flattened copy of the batch), the observation
 spaces, and ``error`` (an out-of-memory or any other failure ends the trial as not fitting).
 """
 
@@ -157,6 +158,7 @@ def _run_role(spec: TrialSpec, scratch: Path, probe, phases: dict, components: d
     setattr(agent, collect.__name__, collect_then_close_phase)
     with contextlib.redirect_stdout(io.StringIO()):
         agent.train_epoch()
+    components["update_batch"] = tensor_bytes(agent.dataset.values_dict)  # the flattened copy the update reads
     phase("update")
     return described
 

@@ -1,7 +1,7 @@
 """Start the processes of a layout on this machine with torch.distributed's elastic launcher.
 
 ``dexgrasp train-teacher --layout disagg --replicas 3`` runs ``python -m dexgrasp_cli train-teacher
-...`` four times under the same launcher torchrun uses (a c10d rendezvous on the loopback address,
+...`` four times (``distill`` likewise) under the same launcher torchrun uses (a c10d rendezvous on the loopback address,
 no restarts), and each process reads its rank from the environment as it would under torchrun.
 
 Signals: SIGINT and SIGTERM stay with this process (the launcher's own handlers would kill the
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from dexgrasp_cli.learner.trainer import TrainOptions
 
 
-def launch(options: TrainOptions, res: str | None, learner_device: str | None) -> int:
-    """Run the processes of ``options.layout`` (``--res`` and ``--learner-device`` as given); return the
-    launcher's exit code."""
-    layout, nprocs = options.layout, processes(options.layout, options.replicas)
+def launch(layout: str, replicas: int, args: list[str]) -> int:
+    """Run ``dexgrasp ARGS`` as every process of ``layout`` with ``replicas`` replicas or ranks; return
+    the launcher's exit code."""
+    nprocs = processes(layout, replicas)
     # The elastic agent reports every worker's end at WARNING and ERROR; _report says what matters.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     config = LaunchConfig(
@@ -44,7 +44,7 @@ def launch(options: TrainOptions, res: str | None, learner_device: str | None) -
     )  # fmt: skip
     with _forward_stop_signals():
         try:
-            elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *worker_args(options, res, learner_device))
+            elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *args)
         except ChildFailedError as err:
             for rank, failure in sorted(err.failures.items()):
                 _report(layout, nprocs, rank, failure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+from typing import Callable, Optional
 
 import setproctitle
 import torch
@@ -19,8 +20,10 @@ from rich.console import Console
 
 from dexgrasp_cli.errors import PeerLost, peer_loss_reason
 from dexgrasp_cli.layouts.topology import LEARNER, REPLICA, Topology
+from dexgrasp_cli.learner.learner_group import LearnerGroup
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.trainer import TrainOptions, local_vecenv, train_teacher
+from dexgrasp_cli.learner.vecenv import LocalVecEnv, TrainingVecEnv
 from tasks.dextrah.settings import TaskSettings
 
 PEER_TIMEOUT = datetime.timedelta(minutes=30)
@@ -28,30 +31,53 @@ PEER_TIMEOUT = datetime.timedelta(minutes=30)
 connection closes). It must exceed the longest wait of a run: a replica waits out the PPO update."""
 
 
+LocalVecEnvMaker = Callable[[int, int, str], LocalVecEnv]
+"""``(first world, worlds, device)`` -> that share of the worlds, simulated in this process."""
+Learn = Callable[[TrainingVecEnv, Optional[LearnerGroup], str], None]
+"""``(vecenv, group, device)``: run the learner (or a data-parallel rank) over ``vecenv``."""
+
+
 def run_worker(
     task: TaskSettings, train: TrainSettings, options: TrainOptions, console: Console, resume: dict | None,
     learner_device: str | None = None,
 ) -> None:  # fmt: skip
-    """Play this process's part in ``options.layout``, reading the rank from the environment."""
-    topology = Topology.from_environment(options.layout)
+    """Play this process's part of a ``train-teacher`` run in ``options.layout``."""
+
+    def worlds(offset: int, count: int, device: str) -> LocalVecEnv:
+        return local_vecenv(task, dataclasses.replace(options, device=device), offset, count)
+
+    def learn(vecenv: TrainingVecEnv, group: LearnerGroup | None, device: str) -> None:
+        train_teacher(task, train, dataclasses.replace(options, device=device), console, resume, vecenv=vecenv, group=group)
+
+    run_layout_process(options.layout, options.num_envs, options.device, learner_device, console, worlds, learn)
+
+
+def run_layout_process(
+    layout: str, num_envs: int, requested_device: str, learner_device: str | None, console: Console,
+    worlds: LocalVecEnvMaker, learn: Learn,
+) -> None:  # fmt: skip
+    """Play this process's part in ``layout``, reading the rank from the environment: a simulator
+    replica serving ``worlds``, or the learner or a data-parallel rank running ``learn``."""
+    topology = Topology.from_environment(layout)
     setproctitle.setproctitle(topology.title)
-    device = topology.device(options.device, learner_device)
+    device = topology.device(requested_device, learner_device)
     if device != "cpu":
         torch.cuda.set_device(device)
     elif "OMP_NUM_THREADS" not in os.environ:  # unless told otherwise, share the node's cores
         torch.set_num_threads(_cpu_threads(topology))
-    backend, note = _backend(topology, options.device)
+    backend, note = _backend(topology, requested_device)
     dist.init_process_group(backend, timeout=PEER_TIMEOUT)
-    options = dataclasses.replace(options, device=device)
     try:
         if topology.role == REPLICA:
-            _replica(task, options, topology)
+            from dexgrasp_cli.layouts.replica import serve_replica
+
+            serve_replica(worlds(*topology.worlds(num_envs), device), topology)
         elif topology.role == LEARNER:
-            _learner(task, train, options, console, resume, topology)
+            _learner(topology, device, console, learn)
         else:
             if note and topology.rank == 0:
                 console.print(f"note: {note}")
-            _data_parallel_rank(task, train, options, console, resume, topology)
+            _data_parallel_rank(topology, num_envs, device, worlds, learn)
     except RuntimeError as err:
         if topology.role == LEARNER or peer_loss_reason(err) is None:
             raise
@@ -62,34 +88,25 @@ def run_worker(
     dist.destroy_process_group()
 
 
-def _replica(task: TaskSettings, options: TrainOptions, topology: Topology) -> None:
-    from dexgrasp_cli.layouts.replica import serve_replica
-
-    offset, count = topology.worlds(options.num_envs)
-    serve_replica(local_vecenv(task, options, offset, count), topology)
-
-
-def _learner(task, train, options: TrainOptions, console: Console, resume, topology: Topology) -> None:
+def _learner(topology: Topology, device: str, console: Console, learn: Learn) -> None:
     from dexgrasp_cli.layouts.handshake import Hello, exchange
     from dexgrasp_cli.layouts.remote_vecenv import RemoteVecEnv
 
-    console.print(f"learner on {options.device}: waiting for {topology.replicas} simulator replica(s) to build their worlds")
-    hellos, plan = exchange(topology, Hello.of_this_process(topology, options.device))
+    console.print(f"learner on {device}: waiting for {topology.replicas} simulator replica(s) to build their worlds")
+    hellos, plan = exchange(topology, Hello.of_this_process(topology, device))
     if plan.note:
         console.print(f"note: {plan.note}")
     replicas = hellos[: topology.replicas]
-    wire_device = options.device if plan.wire_device == "cuda" else "cpu"
-    vecenv = RemoteVecEnv(replicas, options.device, wire_device)
-    train_teacher(task, train, options, console, resume, vecenv=vecenv)
+    wire_device = device if plan.wire_device == "cuda" else "cpu"
+    learn(RemoteVecEnv(replicas, device, wire_device), None, device)
 
 
-def _data_parallel_rank(task, train, options: TrainOptions, console: Console, resume, topology: Topology) -> None:
+def _data_parallel_rank(topology: Topology, num_envs: int, device: str, worlds: LocalVecEnvMaker, learn: Learn) -> None:
     from dexgrasp_cli.layouts.data_parallel import DataParallelGroup, DataParallelVecEnv
 
     group = DataParallelGroup(topology.rank, topology.world_size)
-    offset, count = topology.worlds(options.num_envs)
-    vecenv = DataParallelVecEnv(local_vecenv(task, options, offset, count), group, offset)
-    train_teacher(task, train, options, console, resume, vecenv=vecenv, group=group)
+    offset, count = topology.worlds(num_envs)
+    learn(DataParallelVecEnv(worlds(offset, count, device), group, offset), group, device)
 
 
 def _backend(topology: Topology, requested: str) -> tuple[str, str | None]:

@@ -1,10 +1,13 @@
-"""Teacher checkpoints: rl-games' own keys plus what dexgrasp needs to resume and evaluate.
+"""Checkpoints: teachers (rl-games' own keys plus what dexgrasp needs to resume and evaluate) and
+distilled students.
 
-A checkpoint is a ``torch.save`` dict with rl-games' keys (``model``, ``optimizer``, ``epoch``,
+A teacher checkpoint is a ``torch.save`` dict with rl-games' keys (``model``, ``optimizer``, ``epoch``,
 ``frame``, ``last_mean_rewards``, ...), so rl-games' ``PpoPlayerContinuous`` can restore it, and
 one more key, ``dexgrasp``, holding the format version, the modality and resolution, the resolved
 config, the ADR state, the learning-rate schedule's state and the RNG states. Every value is a
-tensor or a plain Python value, so it loads with ``weights_only=True``.
+tensor or a plain Python value, so it loads with ``weights_only=True``. A student checkpoint
+(dexgrasp_cli/distill/) has ``student`` and ``optimizer`` instead of rl-games' keys, and its
+``dexgrasp`` entry says ``role: student``; each role has its own format version.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from dexgrasp_cli.atomic import write_atomic
 # 2: task.actions replaced task.arm/hand_action_scale; 3: palm_pose drives hand synergies;
 # 4: depth noise gained normal_noise_scale.
 FORMAT_VERSION = 4
+STUDENT_FORMAT_VERSION = 1
 DEXGRASP_KEY = "dexgrasp"
+TEACHER, STUDENT = "teacher", "student"
+_ROLE_FORMATS = {TEACHER: ("model", FORMAT_VERSION), STUDENT: ("student", STUDENT_FORMAT_VERSION)}
+"""Per role: the key holding the weights, and the format version this dexgrasp reads."""
 
 
 class CheckpointError(ValueError):
@@ -30,8 +37,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
     write_atomic(path, lambda file: torch.save(state, file))
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and check a dexgrasp checkpoint; anything unusable is a one-line CheckpointError."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", role: str | None = None) -> dict:
+    """Read and check a dexgrasp checkpoint (of ``role`` when given, else either); anything unusable
+    is a one-line CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -40,13 +48,22 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} cannot be read ({reason[:120]})") from None
     meta = state.get(DEXGRASP_KEY) if isinstance(state, dict) else None
-    if not isinstance(meta, dict) or "model" not in state:
-        raise CheckpointError(f"{path} is not a dexgrasp teacher checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
+    found = meta.get("role", TEACHER) if isinstance(meta, dict) else None
+    if found not in _ROLE_FORMATS or _ROLE_FORMATS[found][0] not in state:
+        raise CheckpointError(f"{path} is not a dexgrasp checkpoint")
+    if role is not None and found != role:
+        raise CheckpointError(f"{path} is a {found} checkpoint; a {role} checkpoint is needed here")
+    version = _ROLE_FORMATS[found][1]
+    if meta.get("format_version") != version:
         raise CheckpointError(
-            f"checkpoint {path} has format version {meta.get('format_version')}; this dexgrasp reads {FORMAT_VERSION}"
+            f"checkpoint {path} has format version {meta.get('format_version')}; this dexgrasp reads {found}s of {version}"
         )
     return state
+
+
+def checkpoint_role(state: dict) -> str:
+    """``teacher`` or ``student``."""
+    return state[DEXGRASP_KEY].get("role", TEACHER)
 
 
 def rng_state() -> dict:

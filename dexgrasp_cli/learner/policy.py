@@ -20,10 +20,14 @@ class CheckpointPolicy:
         self.states = [s.to(device) for s in self.model.get_default_rnn_state()]
 
     @torch.no_grad()
-    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def mean_and_sigma(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The action distribution's mean and standard deviation (a distillation teacher's labels)."""
         out = self.model({"is_train": False, "obs": {key: obs[key] for key in self.keys}, "rnn_states": self.states})
         self.states = list(out["rnn_states"])
-        return out["mus"].clamp(-1.0, 1.0)
+        return out["mus"], out["sigmas"]
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.mean_and_sigma(obs)[0].clamp(-1.0, 1.0)
 
     def episodes_ended(self, done: torch.Tensor) -> None:
         """Forget the memory of worlds whose episode ended (a new one starts there)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from dexgrasp_cli.learner.networks import CriticSizes, DepthTeacherSizes, StateTeacherSizes
 
@@ -80,6 +81,8 @@ class PpoSettings:
 class RunSettings:
     """Checkpointing of a training run."""
 
+    where: ClassVar[str] = "train.run"
+    """Where the values live in yaml, for error messages."""
     save_every: int
     """Iterations between periodic checkpoints."""
     keep_periodic: int
@@ -88,7 +91,7 @@ class RunSettings:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             if getattr(self, field.name) < 1:
-                raise ValueError(f"train.run.{field.name} must be >= 1, got {getattr(self, field.name)}")
+                raise ValueError(f"{self.where}.{field.name} must be >= 1, got {getattr(self, field.name)}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from dexgrasp_cli.learner.display import TrainingDisplay
 from dexgrasp_cli.learner.learner_group import LearnerGroup
 from dexgrasp_cli.learner.rollout_stats import RolloutStats
 from dexgrasp_cli.learner.settings import TrainSettings
+from dexgrasp_cli.learner.stop_request import StopRequest
 from dexgrasp_cli.learner.vecenv import TrainingVecEnv
 from tasks.dextrah.adr import ADR
 from tasks.dextrah.rewards import REWARD_TERMS
@@ -63,30 +63,6 @@ class TrainOptions:
     layout: str = "single"
     replicas: int = 1
     """Simulator replicas (disagg) or data-parallel ranks (dp)."""
-
-
-class _StopRequest:
-    """The first Ctrl-C or SIGTERM asks the loop to stop after the current iteration; a second aborts.
-    ``announce``: say so on the console (the main rank does; the others stay quiet)."""
-
-    def __init__(self, console: Console, announce: bool = True):
-        self.console, self.announce, self.requested = console, announce, False
-
-    def __enter__(self) -> _StopRequest:
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        if self.announce:
-            self.console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint after this iteration "
-                               "(again to abort without saving)[/]")  # fmt: skip
 
 
 def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOptions) -> dict:
@@ -186,7 +162,7 @@ def train_teacher(
     if group.is_main:
         display = TrainingDisplay(f"{title} -> {run_dir}", agent.epoch_num, options.max_iterations, console)
     try:
-        with _StopRequest(console, group.is_main) as stop, display or contextlib.nullcontext():
+        with StopRequest(console, group.is_main) as stop, display or contextlib.nullcontext():
             while agent.epoch_num < options.max_iterations and not stopping:
                 metrics = _iteration(agent, vecenv, adr, group)
                 episodes_total += metrics["episodes"]
@@ -199,7 +175,7 @@ def train_teacher(
                     checkpoint(checkpoints / "best.pt")
                 if agent.epoch_num % train.run.save_every == 0:
                     if group.is_main:
-                        _keep_newest(checkpoints, train.run.keep_periodic - 1)
+                        keep_newest(checkpoints, train.run.keep_periodic - 1)
                     checkpoint(checkpoints / f"iter_{agent.epoch_num:06d}.pt")
                 stopping = group.any(stop.requested)
         last = checkpoint(checkpoints / "last.pt")
@@ -279,7 +255,7 @@ def _log(writer, metrics_path: Path, m: dict) -> None:
         f.write(json.dumps(m) + "\n")
 
 
-def _keep_newest(folder: Path, count: int) -> None:
+def keep_newest(folder: Path, count: int) -> None:
     """Delete all but the newest ``count`` periodic checkpoints."""
     periodic = sorted(folder.glob("iter_*.pt"))
     for path in periodic[: max(0, len(periodic) - count)]:

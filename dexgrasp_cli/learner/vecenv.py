@@ -15,7 +15,7 @@ processes (``dexgrasp_cli.layouts.remote_vecenv.RemoteVecEnv``) drop in for each
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -105,18 +105,25 @@ class ObservationSlots:
 
 
 class LocalVecEnv(TrainingVecEnv):
-    """``env`` stepped in this process; everything returned lives on ``device``, the learner's."""
+    """``env`` stepped in this process; everything returned lives on ``device``, the learner's.
 
-    def __init__(self, env: DextrahEnv, modality: str, device: torch.device | str):
-        if modality not in POLICY_KEYS:
-            raise ValueError(f"unknown modality {modality!r}; accepted: {', '.join(POLICY_KEYS)}")
-        self.env, self.modality, self.device = env, modality, torch.device(device)
+    ``observations``: a teacher modality (the keys of POLICY_KEYS) or the env observation keys to hand
+    over. ``labels``, when given, is called after every step and reset for more observations computed
+    where the worlds are (distillation's scripted teacher reads the exact state there).
+    """
+
+    def __init__(self, env: DextrahEnv, observations: str | tuple[str, ...], device: torch.device | str,
+                 labels: Callable[[], dict[str, torch.Tensor]] | None = None):  # fmt: skip
+        if isinstance(observations, str) and observations not in POLICY_KEYS:
+            raise ValueError(f"unknown modality {observations!r}; accepted: {', '.join(POLICY_KEYS)}")
+        self.env, self.labels, self.device = env, labels, torch.device(device)
         self.num_envs = env.num_envs
-        self.policy_keys = POLICY_KEYS[modality]
-        sample = env.observations()
+        self.policy_keys = POLICY_KEYS[observations] if isinstance(observations, str) else tuple(observations)
+        sample = self._observed(env.observations())
         missing = [key for key in self.policy_keys if key not in sample]
         if missing:
-            raise ValueError(f"the {modality} teacher needs an env built with images=({missing[0]!r},)")
+            who = f"the {observations} teacher" if isinstance(observations, str) else "this run"
+            raise ValueError(f"{who} needs an env built with images=({missing[0]!r},)")
         self.observation_space = spaces.Dict({key: _box(key, sample[key], env) for key in self.policy_keys})
         self.state_space = _box("critic", sample["critic"], env)
         self.action_space = spaces.Box(-1.0, 1.0, (env.num_actions,), dtype=np.float32)
@@ -124,7 +131,11 @@ class LocalVecEnv(TrainingVecEnv):
         self._stats = StatsAccumulator(env.num_envs, env.device)
         self._wait_seconds = 0.0
 
+    def _observed(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return obs | self.labels() if self.labels is not None else obs
+
     def _fill_obs(self, slot: dict, obs: dict[str, torch.Tensor]) -> dict:
+        obs = self._observed(obs)
         for key in self.policy_keys:
             _copy(slot["obs"][key], obs[key])
         _copy(slot["states"], obs["critic"])
@@ -188,6 +199,8 @@ class LocalVecEnv(TrainingVecEnv):
 def _box(key: str, sample: torch.Tensor, env: DextrahEnv) -> spaces.Box:
     """The space of one observation; depth keeps the env's dtype so the buffer stores it as such."""
     shape, dtype = tuple(sample.shape[1:]), torch_to_numpy_dtype_dict[sample.dtype]
+    if sample.dtype == torch.uint8:  # camera images
+        return spaces.Box(0, 255, shape, dtype=dtype)
     if key == "depth":
         return spaces.Box(0.0, env.settings.cameras.depth_range[1], shape, dtype=dtype)
     return spaces.Box(-np.inf, np.inf, shape, dtype=dtype)

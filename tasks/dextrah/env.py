@@ -8,6 +8,7 @@ depend only on that index, the seed and the world's own episode and step counter
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -71,7 +72,10 @@ class DextrahEnv:
         env_offset: int = 0,
         objects: list[ObjectShape] | None = None,
         images: tuple[str, ...] = (),
+        depth_resolution: str | None = None,
     ):
+        """``depth_resolution``: render depth at this WIDTHxHEIGHT instead of the cameras' resolution
+        (a depth teacher distilled into a student that sees RGB at another one)."""
         check_image_kinds(images)
         self.settings = settings
         self.num_envs = num_envs
@@ -84,7 +88,13 @@ class DextrahEnv:
         self.object_ids = self.world_ids % self.num_objects
         self.sim = MjwSim(mjm, self.catalog, self.object_ids.cpu().numpy(), device, settings.sim)
         self.adr = ADR(settings.adr)
-        self.images = ImageObservations(self.sim, settings.cameras, images) if images else None
+        own_depth = "depth" in images and depth_resolution not in (None, settings.cameras.resolution)
+        shared = tuple(kind for kind in images if not (own_depth and kind == "depth"))
+        self.images = ImageObservations(self.sim, settings.cameras, shared) if shared else None
+        self.depth_images = None
+        if own_depth:
+            depth_cameras = dataclasses.replace(settings.cameras, resolution=depth_resolution)
+            self.depth_images = ImageObservations(self.sim, depth_cameras, ("depth",))
         self.visuals = VisualRandomizer(self.sim, settings.cameras.stereo_baseline) if images else None
 
         dev, f32 = self.device, torch.float32
@@ -364,6 +374,8 @@ class DextrahEnv:
 
     def render(self) -> dict[str, torch.Tensor]:
         """The images asked for at construction, of the current state (none when none were)."""
-        if self.images is None:
-            return {}
-        return self.images.update(self.seed, self.world_ids, self._counter())
+        rendered = {}
+        for views in (self.images, self.depth_images):
+            if views is not None:
+                rendered |= views.update(self.seed, self.world_ids, self._counter())
+        return rendered
