@@ -62,7 +62,7 @@ ResOption = Annotated[Optional[str], typer.Option("--res", metavar="WxH", help="
 def eval_command(
     policy: Annotated[str, typer.Option(help="Policy to evaluate without --checkpoint; accepted: scripted.")] = "scripted",
     checkpoint: Annotated[
-        Optional[Path], typer.Option(metavar="PATH", help="Evaluate this train-teacher checkpoint (deterministic: mean action).")
+        Optional[Path], typer.Option(metavar="PATH", help="Evaluate this train-teacher or distill checkpoint (deterministic: mean action).")
     ] = None,
     num_envs: Annotated[int, typer.Option(help="Simulated worlds stepped in parallel.")] = 16,
     episodes: Annotated[int, typer.Option(help="Finished episodes to measure (the first ones to finish).")] = 16,

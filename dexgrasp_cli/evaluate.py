@@ -1,7 +1,8 @@
 """Evaluation: roll a policy out until enough episodes finish, and measure the paper's metrics.
 
-``run_eval`` is the runner behind ``dexgrasp eval``, for the scripted grasp or a trained teacher's
-checkpoint (run deterministically: its mean action). It counts the first
+``run_eval`` is the runner behind ``dexgrasp eval``, for the scripted grasp, a trained teacher's
+checkpoint or a distilled student's (both run deterministically: their mean action; a student
+also reports its auxiliary head's object-position error). It counts the first
 ``episodes`` episodes that finish, in the order they finish (worlds in index order within a step),
 and returns a flat dict of plain numbers that the CLI prints and writes as JSON.
 """
@@ -56,7 +57,6 @@ def run_eval(
     # Heavy imports here, so the CLI validates its input before paying for them.
     from tasks.dextrah.env import DextrahEnv
 
-    modality = checkpoint["dexgrasp"]["modality"] if checkpoint is not None else None
     images = eval_images(frames_dir is not None, checkpoint)
     env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects, images=images)
     env.adr.set_level(adr_level)
@@ -67,10 +67,11 @@ def run_eval(
         frames = _FrameWriter(frames_dir, frame_interval, env)
         frames(0, obs)
     result = _rollout(env, policy, obs, episodes, console or Console(stderr=True), frames)
+    result.update(getattr(policy, "metrics", dict)())
     if frames is not None:
         result.update(frames_dir=str(frames_dir), frames_saved=frames.saved)
     result.update(
-        policy=f"{modality} teacher" if modality else "scripted",
+        policy=policy_label(checkpoint),
         episodes=int(result["episodes"]),
         num_envs=num_envs,
         device=str(env.device),
@@ -85,24 +86,43 @@ def run_eval(
     return result
 
 
+def policy_label(checkpoint: dict | None) -> str:
+    """``scripted``, ``depth teacher``, or e.g. ``stereo-rgb student (of a depth teacher)``."""
+    if checkpoint is None:
+        return "scripted"
+    meta = checkpoint["dexgrasp"]
+    if meta.get("role") == "student":
+        return f"{meta['student']} student (of a {meta['teacher']['kind']} teacher)"
+    return f"{meta['modality']} teacher"
+
+
 def eval_images(save_frames: bool, checkpoint: dict | None) -> tuple[str, ...]:
-    """What eval renders: every camera when frames are saved, else what the checkpoint's teacher sees."""
+    """What eval renders: every camera when frames are saved, else what the checkpoint's policy sees."""
     if save_frames:
         return ("depth", "rgb")
     if checkpoint is None:
         return ()
+    meta = checkpoint["dexgrasp"]
+    if meta.get("role") == "student":
+        from dexgrasp_cli.distill.student_networks import STUDENT_IMAGES
+
+        return (STUDENT_IMAGES[meta["student"]],)
     from dexgrasp_cli.learner.agent import MODALITY_IMAGES
 
-    return MODALITY_IMAGES[checkpoint["dexgrasp"]["modality"]]
+    return MODALITY_IMAGES[meta["modality"]]
 
 
 def _policy(env, checkpoint: dict | None):
-    """``policy(obs) -> actions`` with an ``episodes_ended(done)`` hook."""
-    if checkpoint is not None:
-        from dexgrasp_cli.learner.policy import CheckpointPolicy
+    """``policy(obs) -> actions`` with an ``episodes_ended(done)`` hook (and, optionally, ``metrics()``)."""
+    if checkpoint is None:
+        return _ScriptedPolicy(env)
+    if checkpoint["dexgrasp"].get("role") == "student":
+        from dexgrasp_cli.distill.student_policy import StudentPolicy
 
-        return CheckpointPolicy(checkpoint, env.num_envs, env.device)
-    return _ScriptedPolicy(env)
+        return StudentPolicy(checkpoint, env.num_envs, env.device)
+    from dexgrasp_cli.learner.policy import CheckpointPolicy
+
+    return CheckpointPolicy(checkpoint, env.num_envs, env.device)
 
 
 class _ScriptedPolicy:
@@ -267,6 +287,8 @@ def eval_table(result: dict) -> Table:
         ("first step incl. kernel compile (s)", _fmt(result["first_step_s"], 2)),
         ("overflow resets", _fmt(result["overflow_resets"])),
     ]
+    if "mean_object_pos_error_cm" in result:
+        rows.insert(5, ("aux head: mean object position error (cm)", _fmt(result["mean_object_pos_error_cm"], 2)))
     for name, value in rows:
         table.add_row(name, value)
     return table

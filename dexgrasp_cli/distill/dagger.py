@@ -86,7 +86,8 @@ class Dagger:
                 grad_norms.append(self._gradient_step(window))
                 window, state = [], tuple(part.detach() for part in state)
             actions = self._actions(out.mu.detach(), out.sigma.detach(), mu_t, beta)
-            self.obs, _, dones, _ = self.vecenv.step(actions)
+            observed, _, dones, _ = self.vecenv.step(actions)
+            self.obs = observed["obs"]
             done = dones.bool()
             keep = (~done).to(state[0].dtype).view(1, -1, 1)
             self.state = (state[0] * keep, state[1] * keep)  # not in place: the state may be in the graph
