@@ -2,9 +2,11 @@
 
 ``run_eval`` is the runner behind ``dexgrasp eval``, for the scripted grasp, a trained teacher's
 checkpoint or a distilled student's (both run deterministically: their mean action; a student
-also reports its auxiliary head's object-position error). It counts the first
-``episodes`` episodes that finish, in the order they finish (worlds in index order within a step),
-and returns a flat dict of plain numbers that the CLI prints and writes as JSON.
+also reports its auxiliary head's object-position error). Each world contributes its first
+episodes, ``episodes / num_envs`` of them (one more for the lowest-indexed worlds when that does not
+divide): counting whichever episodes finish first instead would favour short ones, the episodes that
+fail early or succeed quickly. It returns a flat dict of plain numbers that the CLI prints and writes
+as JSON.
 """
 
 from __future__ import annotations
@@ -172,6 +174,9 @@ class _EvalProgress(Progress):
 def _rollout(env, policy, obs: dict, episodes: int, console: Console, frames: _FrameWriter | None) -> dict:
     n, dev = env.num_envs, env.device
     finished: dict[str, list[torch.Tensor]] = {key: [] for key in EPISODE_KEYS + ("return_total",)}
+    quota = torch.full((n,), episodes // n, dtype=torch.long, device=dev)
+    quota[: episodes % n] += 1
+    counted = torch.zeros(n, dtype=torch.long, device=dev)  # episodes finished per world, up to its quota
     done_count = 0
     running_reward = torch.zeros(n, dtype=torch.float64, device=dev)  # the env's summed reward
     success_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -210,13 +215,14 @@ def _rollout(env, policy, obs: dict, episodes: int, console: Console, frames: _F
             running_reward += result.reward.double()
             done = result.terminated | result.truncated
             policy.episodes_ended(done)
-            stats = result.info["episode"]
-            take = min(int(done.sum()), episodes - done_count)
-            if take:
+            stats = result.info["episode"]  # one entry per finished world, in index order
+            take = done & (counted < quota)
+            if take.any():
                 for key in EPISODE_KEYS:
-                    finished[key].append(stats[key][:take])
-                finished["return_total"].append(running_reward[done][:take])
-                done_count += take
+                    finished[key].append(stats[key][take[done]])
+                finished["return_total"].append(running_reward[take])
+                counted += take.long()
+                done_count = int(counted.sum())
             running_reward.masked_fill_(done, 0.0)
 
             env_steps = steps * n

@@ -4,6 +4,7 @@ the joints itself or asking for palm poses that the env's IK reaches."""
 import dataclasses
 
 import pytest
+import torch
 
 from tasks.dextrah.env import DextrahEnv
 from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
@@ -17,13 +18,16 @@ def _env(settings, space: str, num_envs: int) -> DextrahEnv:
 def test_scripted_grasp_succeeds_in_most_episodes_at_level_0(settings, space):
     env = _env(settings, space, 16)
     policy = ScriptedGraspPolicy(env)
-    finished = []
-    while len(finished) < 16:
+    success = torch.zeros(16, dtype=torch.bool)
+    finished = torch.zeros(16, dtype=torch.bool)
+    while not finished.all():
         result = env.step(policy())
-        finished.extend(result.info["episode"]["success"].tolist())
-    # Measured: 7 of 16 with joint deltas, 8 of 16 through the palm pose (the remaining worlds
-    # hold objects too wide for the pinch).
-    assert sum(finished[:16]) >= 7
+        done = result.terminated | result.truncated
+        success[done & ~finished] = result.info["episode"]["success"][(~finished)[done]].bool()
+        finished |= done
+    print(f"{space}: {int(success.sum())} of 16 first episodes succeed")
+    # Measured: 12 of 16 with joint deltas, 11 through the palm pose (docs/experiments/scripted-grasp.md has 64 episodes).
+    assert int(success.sum()) >= 10
 
 
 @pytest.mark.parametrize("space", ["joint_deltas", "palm_pose"])
