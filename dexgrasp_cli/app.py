@@ -23,7 +23,7 @@ from dexgrasp_cli.checks import (
     split_settings_overrides, user_objects, with_resolution, write_json,
 )  # fmt: skip
 from dexgrasp_cli.errors import UsageError
-from tasks.dextrah.settings import DEPTH_DTYPES
+from dexgrasp_tasks.dextrah.settings import DEPTH_DTYPES
 
 try:  # typer >= 0.2x vendors click
     from typer._click.exceptions import ClickException

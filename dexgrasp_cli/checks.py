@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import typer
 
-from assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
+from dexgrasp_assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.config import (
     DISTILL_YAML, TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
     split_overrides,
 )  # fmt: skip
 from dexgrasp_cli.errors import ReportedError, UsageError
-from tasks.dextrah.settings import TaskSettings, parse_resolution
+from dexgrasp_tasks.dextrah.settings import TaskSettings, parse_resolution
 
 if TYPE_CHECKING:  # importing it loads rl-games, which a bad-input error should not wait for
     from dexgrasp_cli.learner.settings import TrainSettings
@@ -105,7 +105,7 @@ def check_images_fit(settings: TaskSettings, kinds: tuple[str, ...], num_envs: i
     """Refuse images that would not fit in memory before anything is allocated."""
     import torch
 
-    from tasks.dextrah.images import check_image_memory
+    from dexgrasp_tasks.dextrah.images import check_image_memory
 
     with bad_input():
         check_image_memory(settings.cameras, kinds, num_envs, torch.device(device))

@@ -15,12 +15,15 @@ from typing import Any
 
 import yaml
 
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK_YAML = REPO_ROOT / "yaml" / "task.yaml"
-TRAIN_YAML = REPO_ROOT / "yaml" / "train.yaml"
-DISTILL_YAML = REPO_ROOT / "yaml" / "distill.yaml"
+# An installed package carries the configs as dexgrasp_cli/yaml/; a source tree (an editable
+# install) has them beside the package.
+_PACKAGED_YAML = Path(__file__).resolve().parent / "yaml"
+CONFIG_DIR = _PACKAGED_YAML if _PACKAGED_YAML.is_dir() else Path(__file__).resolve().parents[1] / "yaml"
+TASK_YAML = CONFIG_DIR / "task.yaml"
+TRAIN_YAML = CONFIG_DIR / "train.yaml"
+DISTILL_YAML = CONFIG_DIR / "distill.yaml"
 
 
 class ConfigError(ValueError):

@@ -22,10 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from assets.objects import ObjectShape
+from dexgrasp_assets.objects import ObjectShape
 from dexgrasp_cli.frames import frame_worlds, save_frames
-from tasks.dextrah.rewards import REWARD_TERMS
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 FORMAT_VERSION = 1
 EPISODE_KEYS = ("success", "lift_height", "length", "time_to_success") + tuple(
@@ -57,7 +57,7 @@ def run_eval(
     at reset and every ``frame_interval`` policy steps.
     """
     # Heavy imports here, so the CLI validates its input before paying for them.
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
     images = eval_images(frames_dir is not None, checkpoint)
     env = DextrahEnv(settings, num_envs, device=device, seed=seed, objects=objects, images=images)
@@ -131,7 +131,7 @@ class _ScriptedPolicy:
     """The scripted grasp reads the env's state itself and keeps no memory between episodes."""
 
     def __init__(self, env):
-        from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
+        from dexgrasp_tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
         self.scripted = ScriptedGraspPolicy(env)
 

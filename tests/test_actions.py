@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.dextrah.actions import HAND_SYNERGIES
-from tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
-from tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
+from dexgrasp_tasks.dextrah.actions import HAND_SYNERGIES
+from dexgrasp_tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
+from dexgrasp_tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
 
 
 def _with_space(settings, space: str):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tasks.dextrah.adr import ADR, ADRRange, ADRSettings, noise_width_and_bias, step_noise
+from dexgrasp_tasks.dextrah.adr import ADR, ADRRange, ADRSettings, noise_width_and_bias, step_noise
 
 RANGES = {
     "static_friction": ADRRange((1.0, 1.0), (0.5, 1.2)),

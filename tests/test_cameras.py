@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from assets.objects import procedural_objects
-from tasks.dextrah.cameras import camera_axes, focal_length_px
-from tasks.dextrah.env import DextrahEnv
-from tasks.dextrah.images import ImageObservations, image_memory_bytes
-from tasks.sim.scene import OBJECT_GEOM
+from dexgrasp_assets.objects import procedural_objects
+from dexgrasp_tasks.dextrah.cameras import camera_axes, focal_length_px
+from dexgrasp_tasks.dextrah.env import DextrahEnv
+from dexgrasp_tasks.dextrah.images import ImageObservations, image_memory_bytes
+from dexgrasp_tasks.sim.scene import OBJECT_GEOM
 
 RES = "80x60"
 W, H = 80, 60

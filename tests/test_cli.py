@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import tasks.dextrah.env as env_module
+import dexgrasp_tasks.dextrah.env as env_module
 from dexgrasp_cli import app as cli
-from tasks.dextrah.rewards import REWARD_TERMS
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

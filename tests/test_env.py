@@ -4,9 +4,9 @@ import dataclasses
 
 import torch
 
-from assets.objects import procedural_objects
-from tasks.dextrah.actions import NUM_ACTIONS
-from tasks.dextrah.env import DextrahEnv
+from dexgrasp_assets.objects import procedural_objects
+from dexgrasp_tasks.dextrah.actions import NUM_ACTIONS
+from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 
 def _random_actions(settings, num_envs: int, steps: int, seed: int) -> torch.Tensor:

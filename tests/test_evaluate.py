@@ -7,7 +7,7 @@ import torch
 from rich.console import Console
 
 from dexgrasp_cli.evaluate import _rollout
-from tasks.dextrah.rewards import REWARD_TERMS
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
 
 
 class _FixedEpisodes:

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from tasks.dextrah.actions import NUM_JOINTS
-from tasks.dextrah.env import DextrahEnv
-from tasks.dextrah.scripted_policy import LIFT_AT, ScriptedGraspPolicy
+from dexgrasp_tasks.dextrah.actions import NUM_JOINTS
+from dexgrasp_tasks.dextrah.env import DextrahEnv
+from dexgrasp_tasks.dextrah.scripted_policy import LIFT_AT, ScriptedGraspPolicy
 
 NUM_ENVS = 8
 

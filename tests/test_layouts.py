@@ -204,7 +204,7 @@ def _dp_rank(rank: int, port: int, run_dir: Path, out: Path) -> None:
     """A dp rank as torchrun starts one, recording its weights and ADR level after every iteration."""
     from dexgrasp_cli import app
     from dexgrasp_cli.learner import trainer
-    from tasks.dextrah.adr import ADR
+    from dexgrasp_tasks.dextrah.adr import ADR
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(REPLICAS),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(REPLICAS))  # fmt: skip

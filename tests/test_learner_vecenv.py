@@ -16,8 +16,8 @@ from torch import nn
 from dexgrasp_cli.learner import patches
 from dexgrasp_cli.learner.rollout_stats import EPISODE_KEYS, VECTOR_SIZE, RolloutStats
 from dexgrasp_cli.learner.vecenv import LocalVecEnv, register
-from tasks.dextrah.actions import NUM_ACTIONS
-from tasks.dextrah.env import DextrahEnv
+from dexgrasp_tasks.dextrah.actions import NUM_ACTIONS
+from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 NUM_ENVS, EPISODE = 4, 5  # short episodes, so a test sees them end
 

@@ -6,8 +6,8 @@ from mujoco_warp._src import collision_convex
 from mujoco_warp._src.math import upper_trid_index
 from mujoco_warp._src.types import GeomType
 
-from tasks.dextrah.env import DextrahEnv
-from tasks.sim import mjw_patches
+from dexgrasp_tasks.dextrah.env import DextrahEnv
+from dexgrasp_tasks.sim import mjw_patches
 
 
 def test_upper_triangle_index_matches_mujoco_warp():

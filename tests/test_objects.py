@@ -8,7 +8,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from assets.objects import (
+from dexgrasp_assets.objects import (
     LONGEST_SIDE,
     PROCEDURAL_KINDS,
     SHORTEST_SIDE,

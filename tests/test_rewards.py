@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from tasks.dextrah.rewards import reward_terms
+from dexgrasp_tasks.dextrah.rewards import reward_terms
 
 
 def test_each_term_equals_its_closed_form(settings):
@@ -31,7 +31,7 @@ def test_each_term_equals_its_closed_form(settings):
 
 
 def test_adr_schedules_goal_sharpness_and_lift_weight(settings):
-    from tasks.dextrah.adr import ADR
+    from dexgrasp_tasks.dextrah.adr import ADR
 
     adr = ADR(settings.adr, level=50)
     assert adr.range("goal_sharpness") == (-20.0, -20.0)

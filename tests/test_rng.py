@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from tasks.dextrah.rng import Stream, _i64, _mix, normal, uniform
+from dexgrasp_tasks.dextrah.rng import Stream, _i64, _mix, normal, uniform
 
 WORLDS, N = 1000, 100  # 1e5 samples
 IDS = torch.arange(WORLDS, dtype=torch.int64)

@@ -4,7 +4,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from assets import ROBOT_XML, SCENE_XML
+from dexgrasp_assets import ROBOT_XML, SCENE_XML
 
 ARM_LIMITS = [2.967, 2.094, 2.967, 2.094, 2.967, 2.094, 3.054]
 ARM_KP = [300, 300, 300, 300, 100, 50, 25]

@@ -4,7 +4,7 @@ import mujoco
 import numpy as np
 import torch
 
-from tasks.dextrah.rotations import quat_mul, quat_rotate, rotation_vector_to_quat
+from dexgrasp_tasks.dextrah.rotations import quat_mul, quat_rotate, rotation_vector_to_quat
 
 
 def test_quaternion_helpers_match_mujoco():

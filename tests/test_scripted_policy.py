@@ -7,8 +7,8 @@ import pytest
 from rich.console import Console
 
 from dexgrasp_cli.evaluate import run_eval
-from tasks.dextrah.env import DextrahEnv
-from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
+from dexgrasp_tasks.dextrah.env import DextrahEnv
+from dexgrasp_tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
 
 def _with_space(settings, space: str):

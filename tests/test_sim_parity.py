@@ -4,9 +4,9 @@ import mujoco
 import numpy as np
 import torch
 
-from assets.objects import procedural_objects
-from tasks.sim.mjwarp_backend import MjwSim
-from tasks.sim.scene import build_scene
+from dexgrasp_assets.objects import procedural_objects
+from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.sim.scene import build_scene
 
 HOME = [-0.85, 0, 0.76, 1.25, -1.76, 0.90, 0.64] + [0, 0.3, 0.3, 0.3] * 3 + [1.5, 0.6015, 0.3380, 0.6085]
 STEPS = 200

@@ -151,7 +151,7 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
     (["--num-envs", "8", "--layout", "disagg", "--replicas", "2"], "this run has --num-envs 8"),
 ])  # fmt: skip
 def test_resume_refuses_another_modality_resolution_action_space_network_or_batch(depth_run, extra, names, capsys, monkeypatch):
-    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    monkeypatch.setattr("dexgrasp_tasks.dextrah.env.DextrahEnv.__init__", _refuse)
     args = ["train-teacher", "--modality", "depth", "--res", "32x24", "--num-envs", "4", "--resume",
             str(depth_run / "checkpoints" / "last.pt"), *TINY_ARGS, *extra]  # fmt: skip
     code, _, err = run_cli(args, capsys)
@@ -159,14 +159,14 @@ def test_resume_refuses_another_modality_resolution_action_space_network_or_batc
 
 
 def test_a_new_run_never_overwrites_an_earlier_one(depth_run, capsys, monkeypatch):
-    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    monkeypatch.setattr("dexgrasp_tasks.dextrah.env.DextrahEnv.__init__", _refuse)
     before = (depth_run / "metrics.jsonl").read_text()
     code, _, err = train(depth_run, "depth", 5, capsys)
     assert code == 2 and "--resume" in err and (depth_run / "metrics.jsonl").read_text() == before
 
 
 def test_a_checkpoint_of_another_format_version_is_one_line(depth_run, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+    monkeypatch.setattr("dexgrasp_tasks.dextrah.env.DextrahEnv.__init__", _refuse)
     state = load_checkpoint(depth_run / "checkpoints" / "last.pt")
     state["dexgrasp"]["format_version"] = 1
     old = tmp_path / "old.pt"

@@ -17,9 +17,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from assets.objects import ObjectShape
-from tasks.dextrah.settings import TaskSettings
-from tasks.sim.mjwarp_backend import synchronize
+from dexgrasp_assets.objects import ObjectShape
+from dexgrasp_tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.sim.mjwarp_backend import synchronize
 
 CPU_WORLDS = (16, 64)
 GPU_WORLDS = (1024, 4096, 8192)
@@ -70,7 +70,7 @@ def run_throughput(
     console: Console | None = None,
 ) -> dict:
     """Time every case; see the module docstring."""
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
     console = console or Console(stderr=True)
     rows = []

@@ -33,7 +33,7 @@ from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.errors import RunFailed
 from dexgrasp_cli.learner.agent import build_model
 from dexgrasp_cli.learner.checkpoint import load_checkpoint
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 FORMAT_VERSION = 2
 _NEVER = 10**9  # periodic checkpoints off: only best and last are written
@@ -154,7 +154,7 @@ def _add_ratios(rows: list[dict]) -> None:
 def _teacher_spaces(task: TaskSettings, device: str, seed: int) -> dict:
     """A state teacher's vecenv spaces (proprioception, critic, actions) from a one-world env."""
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
     return LocalVecEnv(DextrahEnv(task, 1, device=device, seed=seed), "state", device).get_env_info()
 

@@ -34,7 +34,7 @@ from dexgrasp_cli.learner.display import TrainingDisplay
 from dexgrasp_cli.learner.stop_request import StopRequest
 from dexgrasp_cli.learner.trainer import CHECKPOINTS, CONFIG_FILE, METRICS_FILE, keep_newest
 from dexgrasp_cli.learner.vecenv import TrainingVecEnv
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def local_distill_vecenv(task: TaskSettings, options: DistillOptions, teacher_ch
     """``num_envs`` worlds (default: all) from global world ``env_offset`` on, in this process, rendering
     what the run needs; a depth teacher's depth at its own resolution."""
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
     depth_resolution = teacher_checkpoint["dexgrasp"]["resolution"] if teacher_images(teacher_checkpoint) else None
     count = options.num_envs if num_envs is None else num_envs

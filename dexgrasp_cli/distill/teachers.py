@@ -56,7 +56,7 @@ class ScriptedLabels:
     """Called where the worlds live after every step and reset: the scripted grasp's actions."""
 
     def __init__(self, env):
-        from tasks.dextrah.scripted_policy import ScriptedGraspPolicy
+        from dexgrasp_tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
         self.policy = ScriptedGraspPolicy(env)
 

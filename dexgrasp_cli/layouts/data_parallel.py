@@ -16,7 +16,7 @@ from dexgrasp_cli.learner.checkpoint import rng_state, set_rng_state
 from dexgrasp_cli.learner.learner_group import LearnerGroup
 from dexgrasp_cli.learner.rollout_stats import RolloutStats
 from dexgrasp_cli.learner.vecenv import LocalVecEnv, TrainingVecEnv
-from tasks.dextrah.adr import ADR
+from dexgrasp_tasks.dextrah.adr import ADR
 
 _RANK_SEED_STRIDE = 1_000_003  # rank r > 0 explores with seed + r * stride: distinct noise, reproducible
 

@@ -24,7 +24,7 @@ from dexgrasp_cli.learner.learner_group import LearnerGroup
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.trainer import TrainOptions, local_vecenv, train_teacher
 from dexgrasp_cli.learner.vecenv import LocalVecEnv, TrainingVecEnv
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 PEER_TIMEOUT = datetime.timedelta(minutes=30)
 """How long a process waits for a peer that is alive but silent (a dead one is noticed at once: its

@@ -9,7 +9,7 @@ and disaggregated layouts there is one learner process, and every answer is the 
 from __future__ import annotations
 
 from dexgrasp_cli.learner.checkpoint import rng_state, set_rng_state
-from tasks.dextrah.adr import ADR
+from dexgrasp_tasks.dextrah.adr import ADR
 
 
 class LearnerGroup:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.dextrah.rewards import REWARD_TERMS
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
 
 EPISODE_KEYS = ("success", "lift_height", "length", "time_to_success") + tuple(f"return_{t}" for t in REWARD_TERMS)
 """Per-episode statistics the env reports for each finished episode (DextrahEnv._episode_stats)."""

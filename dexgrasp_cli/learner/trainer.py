@@ -37,9 +37,9 @@ from dexgrasp_cli.learner.rollout_stats import RolloutStats
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.stop_request import StopRequest
 from dexgrasp_cli.learner.vecenv import TrainingVecEnv
-from tasks.dextrah.adr import ADR
-from tasks.dextrah.rewards import REWARD_TERMS
-from tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.adr import ADR
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
+from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -76,7 +76,7 @@ def local_vecenv(task: TaskSettings, options: TrainOptions, env_offset: int = 0,
     process on ``options.device``, seen as a LocalVecEnv."""
     from dexgrasp_cli.learner.agent import MODALITY_IMAGES
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
     images = MODALITY_IMAGES[options.modality]
     count = options.num_envs if num_envs is None else num_envs

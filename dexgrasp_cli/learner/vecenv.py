@@ -28,7 +28,7 @@ from dexgrasp_cli.byte_sizes import tensor_bytes
 from dexgrasp_cli.learner.rollout_stats import RolloutStats, StatsAccumulator
 
 if TYPE_CHECKING:  # the learner side needs no simulator imports
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 POLICY_KEYS = {"depth": ("depth", "proprio"), "state": ("proprio", "state")}
 """Per modality, the env observations the policy sees; the critic always sees ``critic``."""

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tasks.dextrah import palm_ik
-from tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
+from dexgrasp_tasks.dextrah import palm_ik
+from dexgrasp_tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
 
 if TYPE_CHECKING:
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 NUM_ARM_JOINTS = 7
 NUM_JOINTS = 23  # arm, then index, middle, ring and thumb with 4 each

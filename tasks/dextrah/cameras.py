@@ -12,8 +12,8 @@ import math
 import mujoco
 import numpy as np
 
-from tasks.dextrah.settings import CameraSettings
-from tasks.sim.scene import CameraSpec
+from dexgrasp_tasks.dextrah.settings import CameraSettings
+from dexgrasp_tasks.sim.scene import CameraSpec
 
 DEPTH_CAMERA = "depth"
 STEREO_CAMERAS = ("left", "right")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tasks.dextrah import rng
+from dexgrasp_tasks.dextrah import rng
 
 _STICK_PARAMS = 6  # uniforms per stick slot: active, row, column, angle, length, width
 # The axial model diverges as the incidence angle nears pi/2 (grazing); steeper surfaces get the

@@ -14,21 +14,21 @@ from dataclasses import dataclass
 
 import torch
 
-from assets.objects import ObjectShape, mesh_folder_objects, procedural_objects
-from tasks.dextrah import rng
-from tasks.dextrah.actions import NUM_ARM_JOINTS, NUM_JOINTS, make_action_space
-from tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
-from tasks.dextrah.cameras import camera_specs
-from tasks.dextrah.grasp_starts import GraspStarts
-from tasks.dextrah.images import ImageObservations, check_image_kinds
-from tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
-from tasks.dextrah.rewards import REWARD_TERMS, reward_terms
-from tasks.dextrah.rotations import axis_angle_to_quat
-from tasks.dextrah.settings import TaskSettings
-from tasks.dextrah.visual_randomization import NUM_DRAWS as NUM_VISUAL_DRAWS
-from tasks.dextrah.visual_randomization import VisualRandomizer
-from tasks.sim.mjwarp_backend import MjwSim
-from tasks.sim.scene import build_scene
+from dexgrasp_assets.objects import ObjectShape, mesh_folder_objects, procedural_objects
+from dexgrasp_tasks.dextrah import rng
+from dexgrasp_tasks.dextrah.actions import NUM_ARM_JOINTS, NUM_JOINTS, make_action_space
+from dexgrasp_tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
+from dexgrasp_tasks.dextrah.cameras import camera_specs
+from dexgrasp_tasks.dextrah.grasp_starts import GraspStarts
+from dexgrasp_tasks.dextrah.images import ImageObservations, check_image_kinds
+from dexgrasp_tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
+from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS, reward_terms
+from dexgrasp_tasks.dextrah.rotations import axis_angle_to_quat
+from dexgrasp_tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.dextrah.visual_randomization import NUM_DRAWS as NUM_VISUAL_DRAWS
+from dexgrasp_tasks.dextrah.visual_randomization import VisualRandomizer
+from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.sim.scene import build_scene
 
 HAND_POINT_SITES = ("palm_center", "index_tip", "middle_tip", "ring_tip", "thumb_tip")
 _OBJ_QPOS = slice(NUM_JOINTS, NUM_JOINTS + 7)  # free joint: position then (w, x, y, z)

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tasks.dextrah.scripted_policy import LIFT_AT, ScriptedGraspPolicy
+from dexgrasp_tasks.dextrah.scripted_policy import LIFT_AT, ScriptedGraspPolicy
 
 if TYPE_CHECKING:
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS, focal_length_px
-from tasks.dextrah.depth_noise import DepthNoise
-from tasks.dextrah.settings import CameraSettings
-from tasks.sim.renderer import BatchRenderer, image_buffer_bytes
+from dexgrasp_tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS, focal_length_px
+from dexgrasp_tasks.dextrah.depth_noise import DepthNoise
+from dexgrasp_tasks.dextrah.settings import CameraSettings
+from dexgrasp_tasks.sim.renderer import BatchRenderer, image_buffer_bytes
 
 IMAGE_KINDS = ("depth", "rgb")
 

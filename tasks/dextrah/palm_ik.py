@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 DAMPING = 0.1  # damped least-squares regularisation
 LIMIT_MARGIN = 0.02  # rad from a joint limit at which a joint counts as blocked

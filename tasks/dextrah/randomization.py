@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tasks.dextrah.adr import ADR
-from tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.dextrah.adr import ADR
+from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
 
 # One uniform draw per world for each parameter, in this column order.
 PHYSICS_PARAMS = (

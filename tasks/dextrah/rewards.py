@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.dextrah.settings import RewardSettings
+from dexgrasp_tasks.dextrah.settings import RewardSettings
 
 REWARD_TERMS = ("reach", "goal", "lift", "curl")
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tasks.dextrah import palm_ik
-from tasks.dextrah.actions import NUM_ARM_JOINTS, HandSynergies, PalmPoseActions
+from dexgrasp_tasks.dextrah import palm_ik
+from dexgrasp_tasks.dextrah.actions import NUM_ARM_JOINTS, HandSynergies, PalmPoseActions
 
 if TYPE_CHECKING:  # the env builds grasp starts from this policy
-    from tasks.dextrah.env import DextrahEnv
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
 
 # Phase boundaries in policy steps (60 Hz) of an attempt: approach above, descend, close, then lift.
 DESCEND_AT, CLOSE_AT, LIFT_AT = 70, 130, 175

@@ -6,10 +6,10 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from tasks.dextrah.actions import ActionSettings
-from tasks.dextrah.adr import ADRSettings
-from tasks.dextrah.depth_noise import DepthNoiseSettings
-from tasks.sim.mjwarp_backend import SimSettings
+from dexgrasp_tasks.dextrah.actions import ActionSettings
+from dexgrasp_tasks.dextrah.adr import ADRSettings
+from dexgrasp_tasks.dextrah.depth_noise import DepthNoiseSettings
+from dexgrasp_tasks.sim.mjwarp_backend import SimSettings
 
 
 @dataclass(frozen=True)

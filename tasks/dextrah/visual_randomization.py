@@ -11,10 +11,10 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from tasks.dextrah.adr import ADR
-from tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS
-from tasks.dextrah.rotations import quat_mul, quat_rotate, rotation_vector_to_quat
-from tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.dextrah.adr import ADR
+from dexgrasp_tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS
+from dexgrasp_tasks.dextrah.rotations import quat_mul, quat_rotate, rotation_vector_to_quat
+from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
 
 KEY_LIGHT = "key"
 TABLE_GEOM = "table"

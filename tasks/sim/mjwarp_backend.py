@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import warp as wp
 
-from tasks.sim import mjw_patches
-from tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
+from dexgrasp_tasks.sim import mjw_patches
+from dexgrasp_tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
 
 # Model fields given one row per world: the object's mesh-derived fields, every field that
 # physics or visual randomization writes, and the constants set_const derives from masses. A

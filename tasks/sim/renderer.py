@@ -12,7 +12,7 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from tasks.sim.mjwarp_backend import MjwSim, warp_array_bytes, warp_device
+from dexgrasp_tasks.sim.mjwarp_backend import MjwSim, warp_array_bytes, warp_device
 
 RAY_BYTES = 2 * 3 * 4  # a direction and an offset (vec3 float32) per pixel, shared by all worlds
 PIXEL_BYTES = 4  # float32 depth or packed 8-bit BGRA per pixel and world

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from assets import SCENE_XML
-from assets.objects import ObjectShape, add_mesh
+from dexgrasp_assets import SCENE_XML
+from dexgrasp_assets.objects import ObjectShape, add_mesh
 
 OBJECT_BODY = "object"
 OBJECT_GEOM = "object_geom"
