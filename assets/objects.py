@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
+
+if TYPE_CHECKING:  # the command line imports this module and answers without loading MuJoCo
+    import mujoco
 
 # Procedural kinds, cycled in this order over the object index.
 PROCEDURAL_KINDS = ("box", "cylinder", "sphere", "capsule", "ellipsoid", "convex")
@@ -166,6 +169,8 @@ def add_mesh(spec: mujoco.MjSpec, shape: ObjectShape) -> str:
     """Add `shape` as a mesh asset named `shape.name` to `spec`; return that name."""
     # Convex inertia: mass and inertia follow the hull that actually collides,
     # and non-watertight user meshes cannot fail the volume computation.
+    import mujoco
+
     inertia = mujoco.mjtMeshInertia.mjMESH_INERTIA_CONVEX
     if shape.vertices is not None:
         spec.add_mesh(name=shape.name, uservert=shape.vertices.ravel().tolist(), inertia=inertia)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # importing it loads rl-games, which a bad-input error should
     from dexgrasp_cli.learner.settings import TrainSettings
 
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+VERBOSE_ENV = "DEXGRASP_VERBOSE"  # set by --verbose; inherited by a layout's worker processes
 
 
 # ---------------------------------------------------------------------------- errors
@@ -109,6 +111,15 @@ def check_images_fit(settings: TaskSettings, kinds: tuple[str, ...], num_envs: i
 
     with bad_input():
         check_image_memory(settings.cameras, kinds, num_envs, torch.device(device))
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Never train over an earlier run: a folder with metrics is continued with --resume instead."""
+    if (run_dir / "metrics.jsonl").exists():
+        raise UsageError(
+            f"--run-dir {run_dir} already holds a run; continue it with --resume {run_dir / 'checkpoints' / 'last.pt'} "
+            "or choose another --run-dir"
+        )
 
 
 def check_folder(option: str, path: Path | None) -> None:
@@ -334,7 +345,21 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def quiet_warp() -> None:
-    """Hide warp's per-module load lines; warnings and errors still show."""
+    """Initialise warp without start-up chatter unless --verbose: its per-module load lines, and the
+    CUDA driver probe's warning that every machine without a GPU prints (from native code, so it is
+    silenced at the file descriptor). Warnings and errors after start-up still show."""
     import warp as wp
 
+    if os.environ.get(VERBOSE_ENV):
+        wp.init()
+        return
     wp.config.log_level = wp.LOG_WARNING
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            wp.init()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

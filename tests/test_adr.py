@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from dexgrasp_tasks.dextrah.adr import ADR, ADRRange, ADRSettings, noise_width_and_bias, step_noise
+from dexgrasp_tasks.dextrah.adr import ADR, noise_width_and_bias, step_noise
+from dexgrasp_tasks.dextrah.settings import ADRRange, ADRSettings
 
 RANGES = {
     "static_friction": ADRRange((1.0, 1.0), (0.5, 1.2)),

@@ -14,6 +14,7 @@ import torch
 
 import dexgrasp_tasks.dextrah.env as env_module
 from dexgrasp_cli import app as cli
+from dexgrasp_cli.checks import write_json
 from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -199,10 +200,10 @@ def test_help_lists_only_working_commands(capsys):
 
 def test_write_json_is_atomic_and_keeps_old_file_on_failure(tmp_path):
     path = tmp_path / "sub" / "result.json"
-    cli.write_json(path, {"a": 1.0})
+    write_json(path, {"a": 1.0})
     assert json.loads(path.read_text()) == {"a": 1.0}
     with pytest.raises(ValueError):
-        cli.write_json(path, {"a": math.nan})  # allow_nan=False: refused, nothing replaced
+        write_json(path, {"a": math.nan})  # allow_nan=False: refused, nothing replaced
     assert json.loads(path.read_text()) == {"a": 1.0}
     assert [p.name for p in path.parent.iterdir()] == ["result.json"]
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from dexgrasp_tasks.dextrah.depth_noise import DepthNoise, DepthNoiseSettings
+from dexgrasp_tasks.dextrah.depth_noise import DepthNoise
+from dexgrasp_tasks.dextrah.settings import DepthNoiseSettings
 
 NEAR, FAR = 0.5, 1.3
 N, H, W = 8, 120, 160

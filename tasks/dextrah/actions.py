@@ -14,12 +14,12 @@ Two action spaces, chosen by ``task.actions.space``:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from dexgrasp_tasks.dextrah import palm_ik
+from dexgrasp_tasks.dextrah.settings import ActionSettings
 from dexgrasp_tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
 
 if TYPE_CHECKING:
@@ -43,39 +43,6 @@ HAND_SYNERGIES = (
      1.3821e-04, 4.6072e-01, 9.9315e-02, -8.1080e-02, -4.7617e-01, -2.7734e-01, -2.3989e-01, -3.1222e-01),
 )  # fmt: skip
 NUM_ACTIONS = {"joint_deltas": NUM_JOINTS, "palm_pose": PALM_POSE_ACTIONS + len(HAND_SYNERGIES)}
-ACTION_SPACES = tuple(NUM_ACTIONS)
-
-
-@dataclass(frozen=True)
-class ActionSettings:
-    """The action space and its scales."""
-
-    space: str
-    """joint_deltas or palm_pose (see tasks/dextrah/actions.py)."""
-    arm_delta_scale: float
-    """joint_deltas: radians of arm joint target change per policy step at action 1."""
-    hand_delta_scale: float
-    """joint_deltas: radians of hand joint target change per policy step at action 1."""
-    palm_position_low: tuple[float, float, float]
-    """palm_pose: palm position target at action -1 (m, robot base frame)."""
-    palm_position_high: tuple[float, float, float]
-    """palm_pose: palm position target at action +1."""
-    palm_euler_centre_deg: tuple[float, float, float]
-    """palm_pose: palm orientation target (Euler Z, Y, X) at action 0."""
-    palm_euler_half_range_deg: float
-    """palm_pose: orientation target change at action +-1, per angle."""
-    palm_max_step: float
-    """palm_pose: metres of palm position error the IK acts on per policy step (caps its speed)."""
-    hand_synergy_low: tuple[float, float, float, float, float]
-    """palm_pose: hand synergy coordinates at action -1."""
-    hand_synergy_high: tuple[float, float, float, float, float]
-    """palm_pose: hand synergy coordinates at action +1."""
-
-    def __post_init__(self) -> None:
-        if self.space not in ACTION_SPACES:
-            raise ValueError(f"task.actions.space must be one of {', '.join(ACTION_SPACES)}, got {self.space!r}")
-        if self.palm_max_step <= 0:
-            raise ValueError(f"task.actions.palm_max_step must be positive, got {self.palm_max_step}")
 
 
 class JointDeltaActions:

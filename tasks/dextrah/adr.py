@@ -9,30 +9,9 @@ lowers it. In a distributed layout the learner owns the level and pushes it with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
-
-@dataclass(frozen=True)
-class ADRRange:
-    """A (low, high) range interpolated from `init` to `final`."""
-
-    init: tuple[float, float]
-    final: tuple[float, float]
-
-    def at(self, fraction: float) -> tuple[float, float]:
-        """(low, high) at `fraction` in [0, 1] of the way from init to final."""
-        low, high = (i + (f - i) * fraction for i, f in zip(self.init, self.final))
-        return low, high
-
-
-@dataclass(frozen=True)
-class ADRSettings:
-    num_levels: int = 50
-    success_threshold: float = 0.4  # raise only when the success fraction is strictly above
-    min_steps_between_changes: int = 3000  # env (policy) steps
-    ranges: dict[str, ADRRange] = field(default_factory=dict)
+from dexgrasp_tasks.dextrah.settings import ADRSettings
 
 
 class ADR:

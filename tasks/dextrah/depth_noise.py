@@ -14,12 +14,11 @@ i's noise depends only on (seed, world_ids[i], counter[i]), whichever batch it i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from dexgrasp_tasks.dextrah import rng
+from dexgrasp_tasks.dextrah.settings import DepthNoiseSettings
 
 _STICK_PARAMS = 6  # uniforms per stick slot: active, row, column, angle, length, width
 # The axial model diverges as the incidence angle nears pi/2 (grazing); steeper surfaces get the
@@ -28,45 +27,6 @@ _MAX_INCIDENCE = math.radians(80.0)
 # Worlds per chunk are chosen so that each (worlds, draw width) int64 temporary the rng builds
 # holds at most 2**23 elements (64 MiB), whatever the batch size.
 _DRAW_ELEMENTS_PER_CHUNK = 2**23
-
-
-@dataclass(frozen=True)
-class DepthNoiseSettings:
-    """Sim-to-real corruption of depth images (TASK_FACTS §6); off by default for teachers."""
-
-    enabled: bool
-    """Apply the noise at all."""
-    dropout_prob: float
-    """Probability that a valid pixel reads 0 (no return)."""
-    random_value_prob: float
-    """Probability that a pixel reads a uniform random depth inside the clip range."""
-    stick_prob: float
-    """Per-pixel probability that a stick (a thin line of missing depth) starts there."""
-    stick_max_length: int
-    """Longest stick in pixels (lengths are uniform in 1..max)."""
-    stick_max_width: int
-    """Widest stick in pixels (widths are uniform in 1..max)."""
-    correlated_std: float
-    """Standard deviation (m) of a smooth noise field added to valid pixels."""
-    correlated_cell: int
-    """Spacing in pixels of the coarse grid the smooth field is interpolated from."""
-    normal_noise_scale: float
-    """Multiplier of the axial noise std of Nguyen, Izadi and Lovell (2012); 0 turns it off."""
-
-    def __post_init__(self) -> None:
-        prefix = "task.cameras.noise"
-        for name in ("dropout_prob", "random_value_prob", "stick_prob"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{prefix}.{name} must be in [0, 1], got {value}")
-        for name in ("stick_max_length", "stick_max_width", "correlated_cell"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"{prefix}.{name} must be >= 1, got {value}")
-        for name in ("correlated_std", "normal_noise_scale"):
-            value = getattr(self, name)
-            if not value >= 0.0:
-                raise ValueError(f"{prefix}.{name} must be >= 0, got {value}")
 
 
 def _stick_slots(mean_count: float) -> int:

@@ -4,12 +4,103 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dexgrasp_tasks.dextrah.actions import ActionSettings
-from dexgrasp_tasks.dextrah.adr import ADRSettings
-from dexgrasp_tasks.dextrah.depth_noise import DepthNoiseSettings
-from dexgrasp_tasks.sim.mjwarp_backend import SimSettings
+from dexgrasp_tasks.sim.settings import SimSettings
+
+ACTION_SPACES = ("joint_deltas", "palm_pose")  # their sizes: tasks/dextrah/actions.py
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """The action space and its scales."""
+
+    space: str
+    """joint_deltas or palm_pose (see tasks/dextrah/actions.py)."""
+    arm_delta_scale: float
+    """joint_deltas: radians of arm joint target change per policy step at action 1."""
+    hand_delta_scale: float
+    """joint_deltas: radians of hand joint target change per policy step at action 1."""
+    palm_position_low: tuple[float, float, float]
+    """palm_pose: palm position target at action -1 (m, robot base frame)."""
+    palm_position_high: tuple[float, float, float]
+    """palm_pose: palm position target at action +1."""
+    palm_euler_centre_deg: tuple[float, float, float]
+    """palm_pose: palm orientation target (Euler Z, Y, X) at action 0."""
+    palm_euler_half_range_deg: float
+    """palm_pose: orientation target change at action +-1, per angle."""
+    palm_max_step: float
+    """palm_pose: metres of palm position error the IK acts on per policy step (caps its speed)."""
+    hand_synergy_low: tuple[float, float, float, float, float]
+    """palm_pose: hand synergy coordinates at action -1."""
+    hand_synergy_high: tuple[float, float, float, float, float]
+    """palm_pose: hand synergy coordinates at action +1."""
+
+    def __post_init__(self) -> None:
+        if self.space not in ACTION_SPACES:
+            raise ValueError(f"task.actions.space must be one of {', '.join(ACTION_SPACES)}, got {self.space!r}")
+        if self.palm_max_step <= 0:
+            raise ValueError(f"task.actions.palm_max_step must be positive, got {self.palm_max_step}")
+
+
+@dataclass(frozen=True)
+class ADRRange:
+    """A (low, high) range interpolated from `init` to `final`."""
+
+    init: tuple[float, float]
+    final: tuple[float, float]
+
+    def at(self, fraction: float) -> tuple[float, float]:
+        """(low, high) at `fraction` in [0, 1] of the way from init to final."""
+        low, high = (i + (f - i) * fraction for i, f in zip(self.init, self.final))
+        return low, high
+
+
+@dataclass(frozen=True)
+class ADRSettings:
+    num_levels: int = 50
+    success_threshold: float = 0.4  # raise only when the success fraction is strictly above
+    min_steps_between_changes: int = 3000  # env (policy) steps
+    ranges: dict[str, ADRRange] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DepthNoiseSettings:
+    """Sim-to-real corruption of depth images (TASK_FACTS §6); off by default for teachers."""
+
+    enabled: bool
+    """Apply the noise at all."""
+    dropout_prob: float
+    """Probability that a valid pixel reads 0 (no return)."""
+    random_value_prob: float
+    """Probability that a pixel reads a uniform random depth inside the clip range."""
+    stick_prob: float
+    """Per-pixel probability that a stick (a thin line of missing depth) starts there."""
+    stick_max_length: int
+    """Longest stick in pixels (lengths are uniform in 1..max)."""
+    stick_max_width: int
+    """Widest stick in pixels (widths are uniform in 1..max)."""
+    correlated_std: float
+    """Standard deviation (m) of a smooth noise field added to valid pixels."""
+    correlated_cell: int
+    """Spacing in pixels of the coarse grid the smooth field is interpolated from."""
+    normal_noise_scale: float
+    """Multiplier of the axial noise std of Nguyen, Izadi and Lovell (2012); 0 turns it off."""
+
+    def __post_init__(self) -> None:
+        prefix = "task.cameras.noise"
+        for name in ("dropout_prob", "random_value_prob", "stick_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{prefix}.{name} must be in [0, 1], got {value}")
+        for name in ("stick_max_length", "stick_max_width", "correlated_cell"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{prefix}.{name} must be >= 1, got {value}")
+        for name in ("correlated_std", "normal_noise_scale"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"{prefix}.{name} must be >= 0, got {value}")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ copies through the host.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-
 import mujoco
 import mujoco_warp as mjw
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 import warp as wp
 
 from dexgrasp_tasks.sim import mjw_patches
+from dexgrasp_tasks.sim.settings import SimSettings
 from dexgrasp_tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
 
 # Model fields given one row per world: the object's mesh-derived fields, every field that
@@ -40,18 +39,6 @@ CORRUPTING_OVERFLOWS = int(
     | mjw.OverflowType.CCD
     | mjw.OverflowType.EPA_HORIZON
 )
-
-
-@dataclass(frozen=True)
-class SimSettings:
-    """Memory and solver knobs of the MuJoCo Warp data."""
-
-    nconmax: int
-    """Contacts allocated per world (pooled across worlds)."""
-    njmax: int
-    """Constraint rows allocated per world; memory is linear in it."""
-    solver_iterations: int
-    """Newton solver iterations per physics step."""
 
 
 def warp_device(device: str) -> str:
