@@ -165,6 +165,8 @@ def load_train_settings(overrides: list[str], num_envs: int):
 
 def read_checkpoint(path: Path, role: str | None = None) -> dict:
     """A checkpoint (of ``role``, ``teacher`` or ``student``, when given)."""
+    if not path.is_file():  # answered before torch is imported
+        raise UsageError(f"checkpoint {path} does not exist")
     from dexgrasp_cli.learner.checkpoint import load_checkpoint
 
     with bad_input():

@@ -106,10 +106,10 @@ def eval_images(save_frames: bool, checkpoint: dict | None) -> tuple[str, ...]:
         return ()
     meta = checkpoint["dexgrasp"]
     if meta.get("role") == "student":
-        from dexgrasp_cli.distill.student_networks import STUDENT_IMAGES
+        from dexgrasp_cli.distill.student_sizes import STUDENT_IMAGES
 
         return (STUDENT_IMAGES[meta["student"]],)
-    from dexgrasp_cli.learner.agent import MODALITY_IMAGES
+    from dexgrasp_cli.learner.settings import MODALITY_IMAGES
 
     return MODALITY_IMAGES[meta["modality"]]
 

@@ -130,7 +130,8 @@ def test_loss_equals_its_formula_on_constructed_tensors():
 
 
 def test_a_student_whose_means_are_the_teachers_has_zero_imitation_loss():
-    from dexgrasp_cli.distill.student_networks import StereoStudentSizes, build_student
+    from dexgrasp_cli.distill.student_networks import build_student
+    from dexgrasp_cli.distill.student_sizes import StereoStudentSizes
 
     sizes = StereoStudentSizes(**{key: tuple(v) if isinstance(v := yaml.safe_load(value), list) else v
                                   for key, value in STUDENT.items()})  # fmt: skip

@@ -15,9 +15,9 @@ from dexgrasp_cli.learner.networks import (
     DEPTH_TEACHER,
     STATE_TEACHER,
     DepthEncoder,
-    DepthTeacherSizes,
     register_networks,
 )
+from dexgrasp_cli.learner.network_sizes import DepthTeacherSizes
 
 ACTIONS = 23
 PROPRIO = 102

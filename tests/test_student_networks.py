@@ -6,17 +6,8 @@ import itertools
 import pytest
 import torch
 
-from dexgrasp_cli.distill.student_networks import (
-    STUDENT_IMAGES,
-    STUDENT_KINDS,
-    DepthStudent,
-    DepthStudentSizes,
-    ResNetEncoder,
-    StereoRGBStudent,
-    StereoStudentSizes,
-    build_student,
-    load_backbone_weights,
-)
+from dexgrasp_cli.distill.student_networks import DepthStudent, ResNetEncoder, StereoRGBStudent, build_student, load_backbone_weights
+from dexgrasp_cli.distill.student_sizes import STUDENT_IMAGES, STUDENT_KINDS, DepthStudentSizes, StereoStudentSizes
 
 PROPRIO = 7
 ACTIONS = 5

@@ -110,7 +110,7 @@ def bench_train_command(
     """Training env-steps/s of the teachers in each layout (collection + update), and the experience buffer's bytes, fp16 vs fp32."""
     check_at_least_one("--num-envs", num_envs)
     check_at_least_one("--iterations", iterations)
-    from dexgrasp_cli.learner.agent import MODALITIES
+    from dexgrasp_cli.learner.settings import MODALITIES
 
     modalities = list(dict.fromkeys(modalities or ["state", "depth"]))
     for modality in modalities:

@@ -62,7 +62,7 @@ def bench_memory_command(
     """The paper's Table I: how many worlds a node holds in the dp and disagg layouts, and which role limits it."""
     from dexgrasp_cli.bench.memory_model import LAYOUT_ROLES
     from dexgrasp_cli.byte_sizes import parse_bytes
-    from dexgrasp_cli.learner.agent import MODALITIES
+    from dexgrasp_cli.learner.settings import MODALITIES
 
     with bad_input():
         budget = parse_bytes(gpu_memory, "--gpu-memory")

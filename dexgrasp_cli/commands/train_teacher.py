@@ -57,7 +57,7 @@ def train_teacher_command(
 ) -> None:
     """Train a PPO teacher with rl-games: depth CNN + LSTM, or state; asymmetric critic; ADR; in one of three layouts."""
     from dexgrasp_cli.layouts.topology import Topology, launched_by_torch_distributed
-    from dexgrasp_cli.learner.agent import MODALITIES, MODALITY_IMAGES
+    from dexgrasp_cli.learner.settings import MODALITIES, MODALITY_IMAGES
 
     if modality not in MODALITIES:
         raise UsageError(f"unknown --modality {modality!r}; accepted: {', '.join(MODALITIES)}")

@@ -27,7 +27,8 @@ from rich.console import Console
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.distill.dagger import AUX_TARGET, Dagger
 from dexgrasp_cli.distill.settings import DistillSettings
-from dexgrasp_cli.distill.student_networks import STUDENT_IMAGES, build_student, load_backbone_weights
+from dexgrasp_cli.distill.student_networks import build_student, load_backbone_weights
+from dexgrasp_cli.distill.student_sizes import STUDENT_IMAGES
 from dexgrasp_cli.distill.teachers import ScriptedLabels, build_teacher, teacher_identity, teacher_images, teacher_keys
 from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY, STUDENT, STUDENT_FORMAT_VERSION, rng_state, save_checkpoint, set_rng_state
 from dexgrasp_cli.learner.display import TrainingDisplay

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from dexgrasp_cli.distill.student_networks import DepthStudentSizes, StereoStudentSizes
+from dexgrasp_cli.distill.student_sizes import DepthStudentSizes, StereoStudentSizes
 from dexgrasp_cli.learner.settings import RunSettings
 
 

@@ -9,111 +9,18 @@ the one-step call is its T=1 case. Images are encoded as one batch of T*B, then 
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from dexgrasp_cli.distill.student_sizes import STUDENT_KINDS, DepthStudentSizes, StereoStudentSizes, is_positive_int
 from dexgrasp_cli.learner.networks import RunningNormalizer, _elu_mlp, _lstm_with_resets
 
-STUDENT_KINDS = ("stereo-rgb", "depth")
-STUDENT_IMAGES = {"stereo-rgb": "rgb", "depth": "depth"}
-"""The image observation each student kind reads."""
-FUSIONS = ("transformer", "concat")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OBJECT_POS_SIZE = 3
-
-
-@dataclass(frozen=True)
-class StereoStudentSizes:
-    """distill.stereo in yaml/distill.yaml; the defaults are DextrAH-RGB's release."""
-
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    """Channels of each ResNet stage (the stem has widths[0]); ResNet-18 has four."""
-    blocks: tuple[int, ...] = (2, 2, 2, 2)
-    """Basic blocks in each ResNet stage, one entry per width."""
-    token_count: int = 128
-    """Tokens per image: the channels of the 1x1 conv after the last stage."""
-    token_grid: tuple[int, int] = (8, 16)
-    """(rows, columns) each token channel is average-pooled to; a token is that grid flattened."""
-    fusion: str = "transformer"
-    """How the two images' tokens meet: 'transformer' (cross-attention) or 'concat' (one linear layer)."""
-    embed_dim: int = 128
-    """Width of the transformer's tokens."""
-    transformer_layers: int = 2
-    """Pre-LayerNorm transformer blocks."""
-    heads: int = 4
-    """Attention heads per block; embed_dim must be a multiple of it."""
-    dropout: float = 0.1
-    """Dropout on the projected tokens and inside the transformer blocks."""
-    stereo_embedding: int = 64
-    """Size of the fused stereo feature fed to the LSTM."""
-    lstm_units: int = 512
-    """Hidden units of the one-layer LSTM."""
-    mlp: tuple[int, ...] = (512, 512, 256)
-    """Hidden ELU layers of the actor after the LSTM."""
-    aux_mlp: tuple[int, ...] = (512, 256)
-    """Hidden ELU layers of the object-position head."""
-    initial_log_std: float = 0.0
-    """Initial value of the state-independent action log-std."""
-
-    def __post_init__(self):
-        where = "distill.stereo"
-        _check_positive(self, where)
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"{where}.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        if self.embed_dim % self.heads:
-            raise ValueError(f"{where}.embed_dim ({self.embed_dim}) must be a multiple of {where}.heads ({self.heads})")
-        if len(self.blocks) != len(self.widths):
-            raise ValueError(f"{where}.blocks has {len(self.blocks)} entries, {where}.widths {len(self.widths)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"{where}.dropout must be in [0, 1), got {self.dropout}")
-
-
-@dataclass(frozen=True)
-class DepthStudentSizes:
-    """distill.depth in yaml/distill.yaml; the defaults are DextrAH-G's depth student."""
-
-    depth_filters: tuple[int, ...] = (16, 32, 64)
-    """Output channels of each 3x3 conv; each is followed by ReLU and a 2x2 max pool."""
-    depth_mlp: tuple[int, ...] = (128, 128)
-    """ELU layers on the flattened conv features."""
-    proprio_mlp: tuple[int, ...] = (512, 256, 128)
-    """ELU layers on the normalized proprioception."""
-    lstm_units: int = 1024
-    """Hidden units of the one-layer LSTM."""
-    aux_mlp: tuple[int, ...] = (512, 256)
-    """Hidden ELU layers of the object-position head."""
-    initial_log_std: float = 0.0
-    """Initial value of the state-independent action log-std."""
-
-    def __post_init__(self):
-        _check_positive(self, "distill.depth")
-
-
-def _check_positive(sizes: typing.Any, where: str) -> None:
-    """Every int field a positive int, every tuple field a non-empty tuple of them (of its fixed length if any)."""
-    hints = typing.get_type_hints(type(sizes))
-    for field in dataclasses.fields(sizes):
-        value, hint, name = getattr(sizes, field.name), hints[field.name], f"{where}.{field.name}"
-        if hint is int and not _positive_int(value):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if typing.get_origin(hint) is tuple:
-            args = typing.get_args(hint)
-            length = None if args[-1] is Ellipsis else len(args)
-            if not (isinstance(value, tuple) and value and all(map(_positive_int, value))):
-                raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
-            if length is not None and len(value) != length:
-                raise ValueError(f"{name} must have {length} entries, got {value!r}")
-
-
-def _positive_int(value: typing.Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class StudentOutput(NamedTuple):
@@ -281,7 +188,7 @@ class _RecurrentStudent(nn.Module):
     def __init__(self, image_shape: tuple[int, int], features: int, lstm_units: int, actions: int,
                  initial_log_std: float):  # fmt: skip
         super().__init__()
-        if len(image_shape) != 2 or not all(map(_positive_int, image_shape)):
+        if len(image_shape) != 2 or not all(map(is_positive_int, image_shape)):
             raise ValueError(f"image_shape must be (height, width) positive integers, got {image_shape!r}")
         self.image_shape = tuple(image_shape)
         self.lstm = nn.LSTM(features, lstm_units, batch_first=True)

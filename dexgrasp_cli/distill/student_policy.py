@@ -10,7 +10,8 @@ import torch
 
 from dexgrasp_cli.config import from_dict
 from dexgrasp_cli.distill.dagger import AUX_TARGET
-from dexgrasp_cli.distill.student_networks import DepthStudentSizes, StereoStudentSizes, build_student
+from dexgrasp_cli.distill.student_networks import build_student
+from dexgrasp_cli.distill.student_sizes import DepthStudentSizes, StereoStudentSizes
 from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY
 
 SIZES = {"stereo-rgb": ("distill.stereo", StereoStudentSizes), "depth": ("distill.depth", DepthStudentSizes)}

@@ -24,9 +24,6 @@ from dexgrasp_cli.learner.patches import ACCEPTED_MODEL, FixedA2CAgent, check_mo
 from dexgrasp_cli.learner.settings import TrainSettings
 from dexgrasp_cli.learner.vecenv import register
 
-MODALITY_IMAGES = {"depth": ("depth",), "state": ()}
-"""The images each teacher sees (and so the env renders for it)."""
-MODALITIES = tuple(MODALITY_IMAGES)
 ENV_NAME = "dexgrasp"
 NETWORK_NAMES = {"depth": DEPTH_TEACHER, "state": STATE_TEACHER}
 

@@ -6,7 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dexgrasp_cli.learner.networks import CriticSizes, DepthTeacherSizes, StateTeacherSizes
+from dexgrasp_cli.learner.network_sizes import CriticSizes, DepthTeacherSizes, StateTeacherSizes
+
+MODALITY_IMAGES = {"depth": ("depth",), "state": ()}
+"""The images each teacher sees (and so the env renders for it)."""
+MODALITIES = tuple(MODALITY_IMAGES)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def resolved_config(task: TaskSettings, train: TrainSettings, options: TrainOpti
 def local_vecenv(task: TaskSettings, options: TrainOptions, env_offset: int = 0, num_envs: int | None = None):
     """An env of ``num_envs`` worlds (default: all) from global world ``env_offset`` on, in this
     process on ``options.device``, seen as a LocalVecEnv."""
-    from dexgrasp_cli.learner.agent import MODALITY_IMAGES
+    from dexgrasp_cli.learner.settings import MODALITY_IMAGES
     from dexgrasp_cli.learner.vecenv import LocalVecEnv
     from dexgrasp_tasks.dextrah.env import DextrahEnv
 
