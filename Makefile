@@ -26,7 +26,7 @@ PLATFORM_FLAGS = $(shell $(PYTHON) -c 'import re, sys; p = sys.argv[1]; m = re.f
 	print(" ".join("--platform " + t for t in tags))' $(PLATFORM))
 PIP_TARGET = --only-binary=:all: --python-version $(PY) $(PLATFORM_FLAGS) -d $(WHEELHOUSE)
 
-.PHONY: setup run test bench wheelhouse clean
+.PHONY: setup run test install-check bench wheelhouse clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,17 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+# The wheel as a user installs it: built, installed without the source tree into a temporary
+# target (on top of the venv's dependencies) and run from another folder.
+install-check: setup
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/pip wheel --no-deps -q -w "$$tmp/wheel" . && rm -rf build && \
+	$(BIN)/pip install --no-deps -q --target "$$tmp/site" "$$tmp"/wheel/dexgrasp-*.whl && \
+	cd "$$tmp" && PYTHONPATH="$$tmp/site" $(CURDIR)/$(BIN)/python -c \
+		'import dexgrasp_cli, dexgrasp_tasks, sys; sys.exit(not dexgrasp_cli.__file__.startswith(sys.argv[1]))' "$$tmp/site" && \
+	PYTHONPATH="$$tmp/site" $(CURDIR)/$(BIN)/python -m dexgrasp_cli eval --policy scripted --num-envs 2 --episodes 1 && \
+	echo "install-check: the wheel runs from $$tmp"
 
 bench: setup
 	$(BIN)/dexgrasp bench

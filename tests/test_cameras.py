@@ -22,7 +22,7 @@ from dexgrasp_tasks.sim.scene import OBJECT_GEOM
 
 RES = "80x60"
 W, H = 80, 60
-TABLE_TOP_Z = 0.25  # TASK_FACTS section 9
+TABLE_TOP_Z = 0.25  # DextrAH's table top
 OBJ = slice(23, 30)  # the object's free joint in qpos
 
 

@@ -1,4 +1,4 @@
-"""Depth noise stages against closed forms and an independent loop rasterizer (TASK_FACTS section 6)."""
+"""Depth noise stages against closed forms and an independent loop rasterizer (the paper's noise stages)."""
 
 import dataclasses
 import math

@@ -1,26 +1,22 @@
-"""Learning evidence (slow, CI skips it): within 15 minutes each, a state teacher on CPU learns to reach
-on the paper's task, and to lift from grasp starts.
+"""Learning evidence (slow, CI skips it): in a fixed number of iterations (about 14 minutes each on
+2 cores), a state teacher on CPU learns to reach on the paper's task, and to lift from grasp starts.
 
 Run them with ``.venv/bin/python -m pytest -m slow tests/test_learning.py -s`` (about 30 minutes).
 The reach run by hand (its curve is in metrics.jsonl; the lift run adds GRASP_STARTS):
 
-    dexgrasp train-teacher --modality state --num-envs 64 --max-iterations 1000 --run-dir runs/learning \\
+    dexgrasp train-teacher --modality state --num-envs 64 --max-iterations 350 --run-dir runs/learning \\
         --set train.networks.state.lstm_units=128 --set train.networks.state.mlp=[128,128] \\
         --set train.networks.critic.lstm_units=128 --set train.networks.critic.mlp=[128,128] \\
         --set train.ppo.learning_rate=3e-4 --set train.ppo.gamma=0.99 \\
         --set train.networks.state.initial_log_std=-1.0 --set train.ppo.bounds_loss_coef=1.0
-
-After 14 minutes each test sends SIGTERM, which also checks that a stop saves ``last.pt``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +40,10 @@ SMALL_STATE_TEACHER = [
 GRASP_STARTS = ["task.grasp_start_fraction=1.0", "task.objects.count=1", "task.episode_length=200",
                 "task.adr.ranges.lift_weight.init=[20.0,20.0]"]  # fmt: skip
 NUM_ENVS = 64
-BUDGET_S = 14 * 60
+# Iterations, not minutes, so the outcome does not depend on the machine's load: about 14 minutes
+# each on a 2-core machine (the runs in docs/experiments/learning-on-cpu.md made 387 and 313).
+REACH_ITERATIONS = 350
+LIFT_ITERATIONS = 300
 
 
 def whole_episode_means(curve: list[dict], count: int) -> dict:
@@ -65,23 +64,18 @@ def whole_episode_means(curve: list[dict], count: int) -> dict:
     return means
 
 
-def train_for_budget(tmp_path: Path, overrides: list[str]) -> list[dict]:
-    """Run the small state teacher with ``overrides`` for BUDGET_S, stop it with SIGTERM (which must
-    save ``last.pt``) and return its metrics.jsonl rows."""
+def train(tmp_path: Path, overrides: list[str], iterations: int) -> list[dict]:
+    """Run the small state teacher with ``overrides`` for ``iterations`` PPO iterations and return
+    its metrics.jsonl rows."""
     run_dir = tmp_path / "learning"
     args = [sys.executable, "-m", "dexgrasp_cli", "train-teacher", "--modality", "state", "--num-envs", str(NUM_ENVS),
-            "--max-iterations", "1000", "--run-dir", str(run_dir)]  # fmt: skip
+            "--max-iterations", str(iterations), "--run-dir", str(run_dir)]  # fmt: skip
     for assignment in SMALL_STATE_TEACHER + overrides:
         args += ["--set", assignment]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="120")
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    start = time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < BUDGET_S:
-        time.sleep(5)
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, output[-3000:]
-    assert "saved" in output and (run_dir / "checkpoints" / "last.pt").exists()
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (run_dir / "checkpoints" / "last.pt").exists()
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -101,12 +95,12 @@ def first_and_last_episodes(curve: list[dict]) -> tuple[dict, dict]:
 
 @pytest.mark.slow
 def test_state_teacher_learns_to_reach_on_cpu(tmp_path):
-    first, last = first_and_last_episodes(train_for_budget(tmp_path, []))
+    first, last = first_and_last_episodes(train(tmp_path, [], REACH_ITERATIONS))
     assert last["reach"] > 2.0 * first["reach"]
 
 
 @pytest.mark.slow
 def test_state_teacher_learns_to_lift_from_grasp_starts_on_cpu(tmp_path):
-    first, last = first_and_last_episodes(train_for_budget(tmp_path, GRASP_STARTS))
+    first, last = first_and_last_episodes(train(tmp_path, GRASP_STARTS, LIFT_ITERATIONS))
     assert last["lift"] > 1.25 * first["lift"]
     assert last["lift_height"] > 0.05  # m: carried, not tilted

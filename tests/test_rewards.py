@@ -1,4 +1,4 @@
-"""Reward terms against their closed forms (TASK_FACTS section 4) on constructed states."""
+"""Reward terms against their closed forms (NVIDIA's DextrAH release) on constructed states."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The robot MJCF against TASK_FACTS section 8, checked in C MuJoCo."""
+"""The robot MJCF against DextrAH's Kuka-Allegro (NVlabs/FABRICS' URDF), checked in C MuJoCo."""
 
 import mujoco
 import numpy as np

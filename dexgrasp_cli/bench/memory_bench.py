@@ -34,7 +34,7 @@ from dexgrasp_cli.errors import RunFailed
 
 FORMAT_VERSION = 1
 PAPER_NODE = {"gpus": 4, "gpu_memory": "48GB", "gpu": "NVIDIA L40S", "simulator": "Isaac Gym"}
-PAPER_TABLE = {  # TASK_FACTS section 10, Table I: (per GPU, total), depth teacher, horizon 16
+PAPER_TABLE = {  # the paper's Table I: (per GPU, total), depth teacher, horizon 16
     ("160x120", "dp"): (1024, 4096), ("160x120", "disagg"): (2800, 8400),
     ("320x240", "dp"): (256, 1024), ("320x240", "disagg"): (700, 2100),
 }  # fmt: skip

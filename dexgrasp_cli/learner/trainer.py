@@ -125,14 +125,14 @@ def train_teacher(
     adr = ADR(task.adr)
     meta = {"format_version": FORMAT_VERSION, "modality": options.modality, "resolution": task.cameras.resolution,
             "policy": policy_description(params), "config": config}  # fmt: skip
-    best, episodes_total = -1.0, 0
+    best, episodes_total = None, 0
     if resume is not None:
         extra = resume[DEXGRASP_KEY]
         agent.set_full_state_weights(resume, set_epoch=True)
         agent.last_lr, agent.entropy_coef = extra["last_lr"], extra["entropy_coef"]
         adr.load_state_dict(extra["adr"])
         vecenv.load_state_dict({"episode_index": extra["episode_index"]})
-        best, episodes_total = extra["best_success"], extra["episodes_total"]
+        best, episodes_total = extra.get("best_rank"), extra["episodes_total"]  # older checkpoints have no rank
         group.restore_rng(extra.get("rank_rngs") or [extra["rng"]])
     vecenv.set_adr_level(adr.level)
 
@@ -142,7 +142,7 @@ def train_teacher(
         if not group.is_main:
             return path
         extra = dict(meta, adr=adr.state_dict(), rng=rngs[0], last_lr=float(agent.last_lr),
-                     entropy_coef=float(agent.entropy_coef), best_success=best, episodes_total=episodes_total,
+                     entropy_coef=float(agent.entropy_coef), best_rank=best, episodes_total=episodes_total,
                      episode_index=worlds["episode_index"], iteration=agent.epoch_num)  # fmt: skip
         if len(rngs) > 1:
             extra["rank_rngs"] = rngs
@@ -170,8 +170,8 @@ def train_teacher(
                 if group.is_main:
                     _log(agent.writer, run_dir / METRICS_FILE, metrics)
                     display.update(agent.epoch_num, metrics)
-                if metrics["success_rate"] > best:  # global figures: every rank decides alike
-                    best = metrics["success_rate"]
+                if best is None or checkpoint_rank(metrics) > best:  # global figures: every rank decides alike
+                    best = checkpoint_rank(metrics)
                     checkpoint(checkpoints / "best.pt")
                 if agent.epoch_num % train.run.save_every == 0:
                     if group.is_main:
@@ -186,6 +186,12 @@ def train_teacher(
         close_agent(agent)
     return {"run_dir": str(run_dir), "iterations": agent.epoch_num, "checkpoint": str(last),
             "adr_level": adr.level, "stopped": stopping, "last_metrics": metrics}  # fmt: skip
+
+
+def checkpoint_rank(metrics: dict) -> list:
+    """How ``best.pt`` is chosen: the ADR level first, then the success rate. Success alone would
+    favour the early iterations, whose easy worlds succeed more often than the randomized ones."""
+    return [metrics["adr_level"], metrics["success_rate"]]
 
 
 def _iteration(agent, vecenv: TrainingVecEnv, adr: ADR, group: LearnerGroup) -> dict:

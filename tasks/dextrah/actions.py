@@ -1,4 +1,4 @@
-"""How a policy's actions in [-1, 1] become the robot's joint position targets (TASK_FACTS section 2).
+"""How a policy's actions in [-1, 1] become the robot's joint position targets (as in NVIDIA's DextrAH release).
 
 Two action spaces, chosen by ``task.actions.space``:
 

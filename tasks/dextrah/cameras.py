@@ -1,4 +1,4 @@
-"""Where the task's cameras are: the depth camera of TASK_FACTS section 6 and a stereo pair.
+"""Where the task's cameras are: the paper's depth camera and a stereo pair.
 
 The left RGB camera shares the depth camera's pose, so a student sees what its teacher saw; the
 right one sits ``stereo_baseline`` along the image x axis with a parallel optical axis, which

@@ -1,4 +1,4 @@
-"""Batched sim-to-real corruption of depth images (TASK_FACTS section 6), pure torch.
+"""Batched sim-to-real corruption of depth images (the paper's and DextrAH's noise stages), pure torch.
 
 Stages, in order: (1) sensor noise on valid pixels, the smooth correlated field plus the
 normal-dependent (axial) noise of Nguyen, Izadi and Lovell (2012), both read from the clean

@@ -1,4 +1,4 @@
-"""The DextrAH reward terms as pure batched functions (TASK_FACTS section 4).
+"""The DextrAH reward terms as pure batched functions (NVIDIA's DextrAH release).
 
 Each term is returned already weighted, so the reward is their plain sum and each one can be
 logged on its own.

@@ -18,7 +18,7 @@ from dexgrasp_assets.objects import ObjectShape, add_mesh
 
 OBJECT_BODY = "object"
 OBJECT_GEOM = "object_geom"
-OBJECT_DENSITY = 500.0  # kg/m^3, TASK_FACTS section 9
+OBJECT_DENSITY = 500.0  # kg/m^3, as DextrAH's objects
 
 
 @dataclass(frozen=True)
