@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dexgrasp_assets.errors import ObjectSetError
+
 if TYPE_CHECKING:  # the command line imports this module and answers without loading MuJoCo
     import mujoco
 
@@ -32,8 +34,6 @@ SPHERE_DIAMETER = (LONGEST_SIDE[0], SHORTEST_SIDE[1])
 MESH_SUFFIXES = (".obj", ".stl")
 
 
-class ObjectSetError(ValueError):
-    """Bad object-set input; the message is one line naming what is wrong and what is accepted."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: ndarray fields do not compare as a tuple

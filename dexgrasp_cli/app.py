@@ -20,6 +20,7 @@ from dexgrasp_cli.commands.bench import bench_command, bench_train_command
 from dexgrasp_cli.commands.bench_memory import bench_memory_command
 from dexgrasp_cli.commands.distill import distill_command
 from dexgrasp_cli.commands.evaluate import eval_command
+from dexgrasp_cli.commands.report import report_command
 from dexgrasp_cli.commands.train_teacher import train_teacher_command
 
 try:  # typer >= 0.2x vendors click
@@ -41,6 +42,7 @@ COMMANDS = (
     ("bench", bench_command),
     ("bench-train", bench_train_command),
     ("bench-memory", bench_memory_command),
+    ("report", report_command),
 )
 for _name, _command in COMMANDS:
     app.command(_name)(cli_errors(_command))

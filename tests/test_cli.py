@@ -194,7 +194,7 @@ def test_json_path_that_is_a_directory(tmp_path, capsys, no_env):
 def test_help_lists_only_working_commands(capsys):
     code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
-    for command in ("eval", "train-teacher", "distill", "bench", "bench-train", "bench-memory"):
+    for command in ("eval", "train-teacher", "distill", "bench", "bench-train", "bench-memory", "report"):
         assert command in out
 
 
