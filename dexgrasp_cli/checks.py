@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import typer
 
-from dexgrasp_assets.objects import ObjectSetError, ObjectShape, add_mesh, mesh_folder_objects
+from dexgrasp_assets.errors import ObjectSetError
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.config import (
-    DISTILL_YAML, TASK_YAML, TRAIN_YAML, ConfigError, checked_task_settings, load_section, load_task_settings, section_from_tree,
+    DISTILL_YAML, TASK_YAML, TRAIN_YAML, ConfigError, load_section, load_task_settings, section_from_tree,
     split_overrides,
 )  # fmt: skip
 from dexgrasp_cli.errors import ReportedError, UsageError
 from dexgrasp_tasks.dextrah.settings import TaskSettings, parse_resolution
 
-if TYPE_CHECKING:  # importing it loads rl-games, which a bad-input error should not wait for
+if TYPE_CHECKING:  # importing these loads rl-games or numpy, which a bad-input error should not wait for
+    from dexgrasp_assets.objects import ObjectShape
     from dexgrasp_cli.learner.settings import TrainSettings
 
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
@@ -177,7 +178,7 @@ def checkpoint_settings(path: Path, overrides: list[str] | None, res: str | None
     """A checkpoint and the task settings it was trained with, plus ``--set task.*`` overrides."""
     state = read_checkpoint(path)
     with bad_input():
-        settings = checked_task_settings(section_from_tree(TaskSettings, "task", {"task": state["dexgrasp"]["config"]["task"]}, overrides or ()))
+        settings = section_from_tree(TaskSettings, "task", {"task": state["dexgrasp"]["config"]["task"]}, overrides or ())
     trained = state["dexgrasp"]["resolution"]
     if res is not None and with_resolution(settings, res).cameras.resolution != trained:
         raise UsageError(f"--res {res} differs from the checkpoint's {trained}; a policy runs at the resolution it was trained at")
@@ -306,6 +307,8 @@ def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
     objects = settings.objects
     if objects.mesh_folder is None:
         return None
+    from dexgrasp_assets.objects import mesh_folder_objects
+
     with bad_input():
         shapes = mesh_folder_objects(objects.mesh_folder, objects.mesh_scale)
     for shape in shapes:
@@ -316,6 +319,8 @@ def user_objects(settings: TaskSettings) -> list[ObjectShape] | None:
 def check_mesh_compiles(shape: ObjectShape) -> None:
     """Compile the mesh alone in MuJoCo (milliseconds), so a broken file is named up front."""
     import mujoco
+
+    from dexgrasp_assets.objects import add_mesh
 
     spec = mujoco.MjSpec()
     spec.worldbody.add_body().add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=add_mesh(spec, shape))

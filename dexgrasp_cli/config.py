@@ -1,7 +1,8 @@
 """Typed configuration: yaml files plus ``key=value`` overrides, validated into dataclasses.
 
-Every key must be known and every value must have the field's type; anything else is a
-``ConfigError`` with a one-line message naming the key and what is accepted.
+Every key must be known, every value must have the field's type and meet its declared bound
+(dexgrasp_tasks/bounds.py); anything else is a ``ConfigError`` with a one-line message naming the key
+and what is accepted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from dexgrasp_tasks.bounds import OutOfBounds
 from dexgrasp_tasks.dextrah.settings import TaskSettings
 
 # An installed package carries the configs as dexgrasp_cli/yaml/; a source tree (an editable
@@ -67,7 +69,8 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
 
 
 def from_dict(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown and missing keys."""
+    """Build dataclass ``cls`` from a mapping under key ``where``, rejecting unknown and missing keys
+    and values outside their bounds."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -81,7 +84,10 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
             values[name] = _convert(hints[name], data[name], f"{where}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing key '{where}.{name}'")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except OutOfBounds as err:
+        raise ConfigError(err.at(where)) from None
 
 
 def apply_override(tree: dict, assignment: str) -> None:
@@ -143,17 +149,4 @@ def section_from_tree(cls: type, root: str, tree: dict, overrides: typing.Iterab
 
 def load_task_settings(overrides: typing.Iterable[str] = (), path: Path = TASK_YAML) -> TaskSettings:
     """The task settings from yaml, with ``task.x.y=value`` overrides applied."""
-    return checked_task_settings(load_section(TaskSettings, "task", path, overrides))
-
-
-def checked_task_settings(settings: TaskSettings) -> TaskSettings:
-    """Checks across fields that the dataclasses cannot make on their own."""
-    _check_adr_ranges(settings)
-    return settings
-
-
-def _check_adr_ranges(settings: TaskSettings) -> None:
-    for name, spec in settings.adr.ranges.items():
-        for end, (low, high) in (("init", spec.init), ("final", spec.final)):
-            if low > high:
-                raise ConfigError(f"task.adr.ranges.{name}.{end} has low {low} > high {high}")
+    return load_section(TaskSettings, "task", path, overrides)

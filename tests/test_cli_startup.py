@@ -37,6 +37,8 @@ QUICK = [
     ["train-teacher", "--modality", "rgb"],
     ["train-teacher", "--layout", "foo"],
     ["train-teacher", "--set", "train.ppo.gamma=2"],
+    ["eval", "--set", "task.physics_dt=0"],
+    ["distill", "--teacher", "scripted", "--set", "distill.learning_rate=-1"],
     ["distill", "--teacher", "scripted", "--student", "lidar"],
     ["distill", "--teacher", "missing.pt"],
     ["bench-memory", "--gpu-memory", "lots"],

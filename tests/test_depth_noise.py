@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dexgrasp_cli.config import from_dict
 from dexgrasp_tasks.dextrah.depth_noise import DepthNoise
 from dexgrasp_tasks.dextrah.settings import DepthNoiseSettings
 
@@ -320,5 +321,5 @@ def test_world_noise_is_independent_of_batch():
 )
 def test_settings_validation(field, value, message):
     with pytest.raises(ValueError) as error:
-        dataclasses.replace(ALL, **{field: value})
+        from_dict(DepthNoiseSettings, {**dataclasses.asdict(ALL), field: value}, "task.cameras.noise")
     assert str(error.value) == message

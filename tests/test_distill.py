@@ -17,7 +17,7 @@ from dexgrasp_cli.distill.dagger import dagger_loss
 from dexgrasp_cli.distill.runner import DistillOptions, local_distill_vecenv
 from dexgrasp_cli.learner.checkpoint import load_checkpoint, save_checkpoint
 from tests.test_cli import no_env, run_cli  # noqa: F401 (no_env is a fixture)
-from tests.test_train_teacher import _NoCapture, train
+from tests.test_train_teacher import _NoCapture, _refuse, train
 
 STUDENT = {
     "widths": "[8,16]", "blocks": "[1,1]", "token_count": "8", "token_grid": "[2,4]", "embed_dim": "16", "heads": "2",
@@ -69,11 +69,17 @@ def test_distill_from_each_teacher_writes_its_run(kind, teachers, tmp_path, caps
         assert meta["teacher"]["iteration"] == teacher_meta["iteration"] and len(meta["teacher"]["sha256"]) == 64
 
 
-def test_resume_continues_iteration_optimizer_and_rng(teachers, tmp_path, capsys):
+def test_resume_continues_iteration_optimizer_and_rng(teachers, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "run"
     assert distill(run_dir, "scripted", 1, capsys)[0] == 0
     first = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    code, _, err = distill(run_dir, "scripted", 2, capsys, "--resume", str(run_dir / "checkpoints" / "last.pt"))
+    last = str(run_dir / "checkpoints" / "last.pt")
+    with monkeypatch.context() as patch:  # another global batch is refused before anything is built
+        patch.setattr("dexgrasp_tasks.dextrah.env.DextrahEnv.__init__", _refuse)
+        for worlds in (["--num-envs", "8"], ["--num-envs", "8", "--layout", "disagg", "--replicas", "2"]):
+            code, _, err = distill(run_dir, "scripted", 2, capsys, "--resume", last, *worlds)
+            assert code == 2 and err.count("\n") == 1 and "another --num-envs than this run (4 vs 8)" in err, err
+    code, _, err = distill(run_dir, "scripted", 2, capsys, "--resume", last)
     assert code == 0, err
     resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -266,11 +266,11 @@ def test_float16_depth_gives_the_float32_result():
 
 
 @pytest.mark.parametrize(("name", "sizes", "shape", "message"), [
-    (DEPTH_TEACHER, {"lstm_units": 0}, {}, "network.lstm_units must be a positive integer"),
-    (DEPTH_TEACHER, {"mlp": []}, {}, "network.mlp must be a non-empty list"),
+    (DEPTH_TEACHER, {"lstm_units": 0}, {}, "network.lstm_units must be >= 1, got 0"),
+    (DEPTH_TEACHER, {"mlp": []}, {}, "network.mlp must not be empty"),
     (DEPTH_TEACHER, {"filters": [4, 4]}, {}, "network.kernels has 4 entries, network.filters 2"),
     (DEPTH_TEACHER, {"units": 16}, {}, "unknown key 'network.units'"),
-    (STATE_TEACHER, {"lstm_layer_norm": 1}, {}, "network.lstm_layer_norm must be true or false"),
+    (STATE_TEACHER, {"lstm_layer_norm": 1}, {}, "network.lstm_layer_norm must be bool, got 1"),
     (DEPTH_TEACHER, {}, {"height": 8, "width": 8}, "depth images of 8x8 are too small"),
 ])
 def test_bad_sizes_are_one_line_errors(name, sizes, shape, message):

@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 
+from dexgrasp_cli.config import from_dict
 from dexgrasp_cli.distill.student_networks import DepthStudent, ResNetEncoder, StereoRGBStudent, build_student, load_backbone_weights
 from dexgrasp_cli.distill.student_sizes import STUDENT_IMAGES, STUDENT_KINDS, DepthStudentSizes, StereoStudentSizes
 
@@ -279,4 +280,6 @@ def test_input_checks():
     (DepthStudentSizes, {"depth_mlp": ()}, "distill.depth.depth_mlp"),
 ])  # fmt: skip
 def test_sizes_validation(sizes_type, changes, field):
-    assert field in one_line_error(lambda: sizes_type(**changes))
+    """Through from_dict, as distill.* and a student checkpoint's sizes are read."""
+    where = field.rpartition(".")[0]
+    assert field in one_line_error(lambda: from_dict(sizes_type, changes, where))

@@ -102,6 +102,17 @@ def test_resume_continues_iteration_adr_and_optimizer(depth_run, tmp_path, capsy
     assert all(float(a) > float(b) > 0 for a, b in zip(steps, saved_steps))
 
 
+@pytest.mark.parametrize("schedule, rates", [("none", [1e-3, 1e-3]), ("linear", [1e-6 + (1e-3 - 1e-6) / 2, 1e-6])])
+def test_lr_schedule_none_keeps_the_rate_and_linear_lowers_it_to_max_iterations(schedule, rates, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = train(run_dir, "state", 2, capsys, "--set", "train.ppo.learning_rate=1e-3",
+                         "--set", f"train.ppo.lr_schedule={schedule}")  # fmt: skip
+    assert code == 0, err
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["learning_rate"] for m in lines] == pytest.approx(rates)
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["dexgrasp"]["last_lr"] == pytest.approx(rates[-1])
+
+
 def test_eval_reads_the_checkpoint_and_writes_json(depth_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
     code, _, err = run_cli(["eval", "--checkpoint", str(depth_run / "checkpoints" / "last.pt"), "--num-envs", "2",
@@ -149,6 +160,7 @@ def test_rl_games_player_loads_the_checkpoint(depth_run):
     (["--set", "task.actions.space=joint_deltas"], "task.actions.space=palm_pose"),
     (["--num-envs", "8"], "trained 4 worlds in all (single layout); this run has --num-envs 8"),
     (["--num-envs", "8", "--layout", "disagg", "--replicas", "2"], "this run has --num-envs 8"),
+    (["--num-envs", "2", "--layout", "dp", "--replicas", "2"], "this run has --num-envs 2"),
 ])  # fmt: skip
 def test_resume_refuses_another_modality_resolution_action_space_network_or_batch(depth_run, extra, names, capsys, monkeypatch):
     monkeypatch.setattr("dexgrasp_tasks.dextrah.env.DextrahEnv.__init__", _refuse)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 from dexgrasp_cli.distill.student_sizes import DepthStudentSizes, StereoStudentSizes
 from dexgrasp_cli.learner.settings import RunSettings
+from dexgrasp_tasks.bounds import Bounded, bounds
 
 
 @dataclass(frozen=True)
-class DistillRunSettings(RunSettings):
-    where: ClassVar[str] = "distill.run"
-
-
-@dataclass(frozen=True)
-class DistillSettings:
+class DistillSettings(Bounded):
     """DAgger as DextrAH-RGB's release runs it; every field is documented in yaml/distill.yaml."""
+
+    BOUNDS = bounds(
+        horizon=">= 1", seq_length=">= 1", learning_rate="> 0", grad_norm="> 0", aux_weight=">= 0",
+        success_hold_s=">= 0", scripted_sigma="> 0", teacher_action_prob="in [0, 1]", teacher_action_decay="in [0, 1]",
+        backbone_weights="any",  # a file, checked by load_distill_settings
+    )  # fmt: skip
 
     horizon: int
     """Policy steps per iteration (statistics, logging and checkpoints happen between iterations)."""
@@ -38,23 +40,12 @@ class DistillSettings:
     """A torchvision resnet18 state dict to start the stereo encoder from."""
     stereo: StereoStudentSizes
     depth: DepthStudentSizes
-    run: DistillRunSettings
+    run: RunSettings
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "seq_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"distill.{name} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.horizon % self.seq_length:
             raise ValueError(f"distill.horizon ({self.horizon}) must be a multiple of distill.seq_length ({self.seq_length})")
-        for name in ("learning_rate", "grad_norm", "scripted_sigma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"distill.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("aux_weight", "success_hold_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"distill.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("teacher_action_prob", "teacher_action_decay"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"distill.{name} must be in [0, 1], got {getattr(self, name)}")
 
     def teacher_action_probability(self, iteration: int) -> float:
         """The chance that the teacher acts in a world during ``iteration`` (0 from the start)."""

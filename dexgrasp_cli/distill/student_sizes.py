@@ -5,9 +5,10 @@ Plain dataclasses without torch, so that the command line validates distill.* at
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass
+
+from dexgrasp_tasks.bounds import Bounded, bounds
 
 STUDENT_KINDS = ("stereo-rgb", "depth")
 STUDENT_IMAGES = {"stereo-rgb": "rgb", "depth": "depth"}
@@ -16,8 +17,14 @@ FUSIONS = ("transformer", "concat")
 
 
 @dataclass(frozen=True)
-class StereoStudentSizes:
+class StereoStudentSizes(Bounded):
     """distill.stereo in yaml/distill.yaml; the defaults are DextrAH-RGB's release."""
+
+    BOUNDS = bounds(
+        widths=">= 1", blocks=">= 1", token_count=">= 1", token_grid=">= 1", fusion=FUSIONS, embed_dim=">= 1",
+        transformer_layers=">= 1", heads=">= 1", dropout="in [0, 1)", stereo_embedding=">= 1", lstm_units=">= 1",
+        mlp=">= 1", aux_mlp=">= 1", initial_log_std="any",
+    )  # fmt: skip
 
     widths: tuple[int, ...] = (64, 128, 256, 512)
     """Channels of each ResNet stage (the stem has widths[0]); ResNet-18 has four."""
@@ -49,21 +56,20 @@ class StereoStudentSizes:
     """Initial value of the state-independent action log-std."""
 
     def __post_init__(self):
+        super().__post_init__()
         where = "distill.stereo"
-        _check_positive(self, where)
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"{where}.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.embed_dim % self.heads:
             raise ValueError(f"{where}.embed_dim ({self.embed_dim}) must be a multiple of {where}.heads ({self.heads})")
         if len(self.blocks) != len(self.widths):
             raise ValueError(f"{where}.blocks has {len(self.blocks)} entries, {where}.widths {len(self.widths)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"{where}.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
-class DepthStudentSizes:
+class DepthStudentSizes(Bounded):
     """distill.depth in yaml/distill.yaml; the defaults are DextrAH-G's depth student."""
+
+    BOUNDS = bounds(depth_filters=">= 1", depth_mlp=">= 1", proprio_mlp=">= 1", lstm_units=">= 1", aux_mlp=">= 1",
+                    initial_log_std="any")  # fmt: skip
 
     depth_filters: tuple[int, ...] = (16, 32, 64)
     """Output channels of each 3x3 conv; each is followed by ReLU and a 2x2 max pool."""
@@ -77,25 +83,6 @@ class DepthStudentSizes:
     """Hidden ELU layers of the object-position head."""
     initial_log_std: float = 0.0
     """Initial value of the state-independent action log-std."""
-
-    def __post_init__(self):
-        _check_positive(self, "distill.depth")
-
-
-def _check_positive(sizes: typing.Any, where: str) -> None:
-    """Every int field a positive int, every tuple field a non-empty tuple of them (of its fixed length if any)."""
-    hints = typing.get_type_hints(type(sizes))
-    for field in dataclasses.fields(sizes):
-        value, hint, name = getattr(sizes, field.name), hints[field.name], f"{where}.{field.name}"
-        if hint is int and not is_positive_int(value):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if typing.get_origin(hint) is tuple:
-            args = typing.get_args(hint)
-            length = None if args[-1] is Ellipsis else len(args)
-            if not (isinstance(value, tuple) and value and all(map(is_positive_int, value))):
-                raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
-            if length is not None and len(value) != length:
-                raise ValueError(f"{name} must have {length} entries, got {value!r}")
 
 
 def is_positive_int(value: typing.Any) -> bool:

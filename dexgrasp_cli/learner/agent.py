@@ -41,6 +41,8 @@ def rl_games_params(
     ppo = dataclasses.asdict(settings.ppo)
     reward_scale = ppo.pop("reward_scale")
     ppo["minibatch_size"] = settings.ppo.minibatch_for(num_envs)
+    if ppo["lr_schedule"] == "none":  # rl-games says null for a constant rate (check_ppo_config refuses "none")
+        ppo["lr_schedule"] = None
     critic = {"name": CRITIC, **dataclasses.asdict(settings.networks.critic)}
     config = dict(
         ppo,

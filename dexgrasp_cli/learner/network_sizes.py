@@ -5,14 +5,21 @@ Plain dataclasses without torch, so that the command line validates train.networ
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass
 
+from dexgrasp_cli.config import from_dict
+from dexgrasp_tasks.bounds import Bounded, bounds
+
+_RECURRENT = {"lstm_units": ">= 1", "lstm_layers": ">= 1", "mlp": ">= 1"}
+"""The bounds of the LSTM and MLP sizes every network has."""
+
 
 @dataclass(frozen=True)
-class DepthTeacherSizes:
+class DepthTeacherSizes(Bounded):
     """Keys of the depth teacher's ``network`` params; the defaults are the paper's sizes."""
+
+    BOUNDS = bounds(**_RECURRENT, filters=">= 1", kernels=">= 1", stride=">= 1", embedding=">= 1", initial_log_std="any")
 
     filters: tuple[int, ...] = (16, 32, 64, 128)
     """Output channels of each conv layer."""
@@ -34,13 +41,16 @@ class DepthTeacherSizes:
     """Initial value of the state-independent action log-std."""
 
     def __post_init__(self):
+        super().__post_init__()
         if len(self.kernels) != len(self.filters):
             raise ValueError(f"network.kernels has {len(self.kernels)} entries, network.filters {len(self.filters)}")
 
 
 @dataclass(frozen=True)
-class StateTeacherSizes:
+class StateTeacherSizes(Bounded):
     """Keys of the state teacher's ``network`` params; the defaults are DextrAH's sizes."""
+
+    BOUNDS = bounds(**_RECURRENT, initial_log_std="any")
 
     lstm_units: int = 1024
     """Hidden units per LSTM layer."""
@@ -55,8 +65,10 @@ class StateTeacherSizes:
 
 
 @dataclass(frozen=True)
-class CriticSizes:
+class CriticSizes(Bounded):
     """Keys of the critic's ``network`` params (under central_value_config); defaults are DextrAH's."""
+
+    BOUNDS = bounds(**_RECURRENT)
 
     lstm_units: int = 2048
     """Hidden units per LSTM layer."""
@@ -69,34 +81,6 @@ class CriticSizes:
 
 
 def parse_sizes(sizes_type: type, params: dict) -> typing.Any:
-    """``sizes_type`` from an rl-games ``network`` mapping: every key but ``name`` is a field."""
-    names = [field.name for field in dataclasses.fields(sizes_type)]
-    hints = typing.get_type_hints(sizes_type)
-    values = {}
-    for key, value in params.items():
-        if key == "name":
-            continue
-        if key not in names:
-            raise ValueError(f"unknown key 'network.{key}' for {params.get('name')}; accepted: {', '.join(names)}")
-        values[key] = _checked(hints[key], value, f"network.{key}")
-    return sizes_type(**values)
-
-
-def _checked(kind: type, value: typing.Any, where: str) -> typing.Any:
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    def positive_int(v):
-        return number(v) and isinstance(v, int) and v > 0
-
-    if kind is bool and not isinstance(value, bool):
-        raise ValueError(f"{where} must be true or false, got {value!r}")
-    if kind is float and not number(value):
-        raise ValueError(f"{where} must be a number, got {value!r}")
-    if kind is int and not positive_int(value):
-        raise ValueError(f"{where} must be a positive integer, got {value!r}")
-    if kind not in (bool, float, int):  # tuple[int, ...]
-        if not (isinstance(value, (list, tuple)) and value and all(map(positive_int, value))):
-            raise ValueError(f"{where} must be a non-empty list of positive integers, got {value!r}")
-        return tuple(value)
-    return float(value) if kind is float else value
+    """``sizes_type`` from an rl-games ``network`` mapping: every key but ``name`` is a field, checked
+    as train.networks.* is."""
+    return from_dict(sizes_type, {key: value for key, value in params.items() if key != "name"}, "network")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
 
 from dexgrasp_cli.learner.network_sizes import CriticSizes, DepthTeacherSizes, StateTeacherSizes
+from dexgrasp_tasks.bounds import Bounded, bounds
 
 MODALITY_IMAGES = {"depth": ("depth",), "state": ()}
 """The images each teacher sees (and so the env renders for it)."""
 MODALITIES = tuple(MODALITY_IMAGES)
+LR_SCHEDULES = ("adaptive", "linear", "none")
+"""train.ppo.lr_schedule: rl-games' schedules, with ``none`` (a constant rate) for its null."""
 
 
 @dataclass(frozen=True)
-class PpoSettings:
-    """rl-games PPO hyperparameters (its ``config`` section), TASK_FACTS section 7."""
+class PpoSettings(Bounded):
+    """rl-games PPO hyperparameters (its ``config`` section), as NVIDIA's DextrAH release sets them."""
+
+    BOUNDS = bounds(
+        gamma="in (0, 1]", tau="in (0, 1]", e_clip="> 0", entropy_coef=">= 0", learning_rate="> 0",
+        lr_schedule=LR_SCHEDULES, kl_threshold="> 0", horizon_length=">= 1", seq_length=">= 1", mini_epochs=">= 1",
+        minibatch_size=">= 1", critic_coef=">= 0", bounds_loss_coef=">= 0", grad_norm="> 0", reward_scale="> 0",
+    )  # fmt: skip
 
     gamma: float
     """Discount factor."""
@@ -28,7 +35,7 @@ class PpoSettings:
     learning_rate: float
     """Initial Adam learning rate; the adaptive schedule moves it to keep the KL near kl_threshold."""
     lr_schedule: str
-    """adaptive, linear or none (rl-games' names)."""
+    """adaptive (follows kl_threshold), linear (down to rl-games' 1e-6 at --max-iterations) or none (constant)."""
     kl_threshold: float
     """Target KL divergence of the adaptive schedule."""
     horizon_length: int
@@ -59,9 +66,7 @@ class PpoSettings:
     """bf16 autocast of forward and loss (GPU)."""
 
     def __post_init__(self) -> None:
-        for name in ("horizon_length", "seq_length", "mini_epochs", "minibatch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.ppo.{name} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.horizon_length % self.seq_length:  # rl-games 1.6.5 fails with an IndexError otherwise
             raise ValueError(
                 f"train.ppo.horizon_length ({self.horizon_length}) must be a multiple of "
@@ -82,20 +87,14 @@ class PpoSettings:
 
 
 @dataclass(frozen=True)
-class RunSettings:
+class RunSettings(Bounded):
     """Checkpointing of a training run."""
 
-    where: ClassVar[str] = "train.run"
-    """Where the values live in yaml, for error messages."""
+    BOUNDS = bounds(save_every=">= 1", keep_periodic=">= 1")
     save_every: int
     """Iterations between periodic checkpoints."""
     keep_periodic: int
     """Periodic checkpoints kept on disk; best and last are always kept."""
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            if getattr(self, field.name) < 1:
-                raise ValueError(f"{self.where}.{field.name} must be >= 1, got {getattr(self, field.name)}")
 
 
 @dataclass(frozen=True)

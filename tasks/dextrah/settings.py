@@ -6,14 +6,21 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from dexgrasp_tasks.bounds import Bounded, bound, bounds
 from dexgrasp_tasks.sim.settings import SimSettings
 
 ACTION_SPACES = ("joint_deltas", "palm_pose")  # their sizes: tasks/dextrah/actions.py
 
 
 @dataclass(frozen=True)
-class ActionSettings:
+class ActionSettings(Bounded):
     """The action space and its scales."""
+
+    BOUNDS = bounds(
+        space=ACTION_SPACES, arm_delta_scale=">= 0", hand_delta_scale=">= 0",
+        palm_position_low="any", palm_position_high="any", palm_euler_centre_deg="any",
+        palm_euler_half_range_deg="in [0, 180]", palm_max_step="> 0", hand_synergy_low="any", hand_synergy_high="any",
+    )  # fmt: skip
 
     space: str
     """joint_deltas or palm_pose (see tasks/dextrah/actions.py)."""
@@ -36,16 +43,12 @@ class ActionSettings:
     hand_synergy_high: tuple[float, float, float, float, float]
     """palm_pose: hand synergy coordinates at action +1."""
 
-    def __post_init__(self) -> None:
-        if self.space not in ACTION_SPACES:
-            raise ValueError(f"task.actions.space must be one of {', '.join(ACTION_SPACES)}, got {self.space!r}")
-        if self.palm_max_step <= 0:
-            raise ValueError(f"task.actions.palm_max_step must be positive, got {self.palm_max_step}")
-
 
 @dataclass(frozen=True)
-class ADRRange:
+class ADRRange(Bounded):
     """A (low, high) range interpolated from `init` to `final`."""
+
+    BOUNDS = bounds(init=bound("any", order="<="), final=bound("any", order="<="))
 
     init: tuple[float, float]
     final: tuple[float, float]
@@ -57,7 +60,9 @@ class ADRRange:
 
 
 @dataclass(frozen=True)
-class ADRSettings:
+class ADRSettings(Bounded):
+    # A success_threshold below 0 raises the level at every chance (the tests' fast climb), 1 never.
+    BOUNDS = bounds(num_levels=">= 1", success_threshold="any", min_steps_between_changes=">= 0", ranges="any")
     num_levels: int = 50
     success_threshold: float = 0.4  # raise only when the success fraction is strictly above
     min_steps_between_changes: int = 3000  # env (policy) steps
@@ -65,8 +70,13 @@ class ADRSettings:
 
 
 @dataclass(frozen=True)
-class DepthNoiseSettings:
-    """Sim-to-real corruption of depth images (TASK_FACTS §6); off by default for teachers."""
+class DepthNoiseSettings(Bounded):
+    """Sim-to-real corruption of depth images (the paper's noise stages); off by default for teachers."""
+
+    BOUNDS = bounds(
+        dropout_prob="in [0, 1]", random_value_prob="in [0, 1]", stick_prob="in [0, 1]", stick_max_length=">= 1",
+        stick_max_width=">= 1", correlated_std=">= 0", correlated_cell=">= 1", normal_noise_scale=">= 0",
+    )  # fmt: skip
 
     enabled: bool
     """Apply the noise at all."""
@@ -87,25 +97,12 @@ class DepthNoiseSettings:
     normal_noise_scale: float
     """Multiplier of the axial noise std of Nguyen, Izadi and Lovell (2012); 0 turns it off."""
 
-    def __post_init__(self) -> None:
-        prefix = "task.cameras.noise"
-        for name in ("dropout_prob", "random_value_prob", "stick_prob"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{prefix}.{name} must be in [0, 1], got {value}")
-        for name in ("stick_max_length", "stick_max_width", "correlated_cell"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"{prefix}.{name} must be >= 1, got {value}")
-        for name in ("correlated_std", "normal_noise_scale"):
-            value = getattr(self, name)
-            if not value >= 0.0:
-                raise ValueError(f"{prefix}.{name} must be >= 0, got {value}")
-
 
 @dataclass(frozen=True)
-class RewardSettings:
+class RewardSettings(Bounded):
     """Fixed reward weights; the goal sharpness and the lift weight are ADR ranges instead."""
+
+    BOUNDS = bounds(reach_weight=">= 0", reach_sharpness="> 0", goal_weight=">= 0", lift_sharpness="> 0", curl_weight="<= 0")
 
     reach_weight: float
     """Weight of exp(-reach_sharpness * farthest hand point to object distance)."""
@@ -120,8 +117,10 @@ class RewardSettings:
 
 
 @dataclass(frozen=True)
-class ObjectSettings:
+class ObjectSettings(Bounded):
     """Which objects the worlds hold."""
+
+    BOUNDS = bounds(count=">= 1", seed=">= 0", mesh_folder="any", mesh_scale="> 0")  # the folder: user_objects
 
     count: int
     """Number of procedural objects (ignored when mesh_folder is set)."""
@@ -146,8 +145,13 @@ def parse_resolution(text: str, name: str = "resolution") -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class CameraSettings:
-    """The depth camera and the stereo RGB pair beside it (TASK_FACTS section 6)."""
+class CameraSettings(Bounded):
+    """The paper's depth camera and the stereo RGB pair beside it."""
+
+    BOUNDS = bounds(
+        resolution="any", depth_range=bound("> 0", order="<"), depth_dtype=DEPTH_DTYPES, position="any",
+        direction="any", roll_deg="any", horizontal_fov_deg="in (0, 180)", stereo_baseline=">= 0",
+    )  # fmt: skip
 
     resolution: str
     """Image size of every camera, WIDTHxHEIGHT (160x120 and 320x240 are the paper's)."""
@@ -168,14 +172,8 @@ class CameraSettings:
     noise: DepthNoiseSettings
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         parse_resolution(self.resolution, "task.cameras.resolution")
-        near, far = self.depth_range
-        if not 0.0 < near < far:
-            raise ValueError(f"task.cameras.depth_range must satisfy 0 < near < far, got [{near}, {far}]")
-        if self.depth_dtype not in DEPTH_DTYPES:
-            raise ValueError(f"task.cameras.depth_dtype must be one of {', '.join(DEPTH_DTYPES)}, got {self.depth_dtype!r}")
-        if not 0.0 < self.horizontal_fov_deg < 180.0:
-            raise ValueError(f"task.cameras.horizontal_fov_deg must be in (0, 180), got {self.horizontal_fov_deg}")
         if not any(self.direction):
             raise ValueError("task.cameras.direction must not be the zero vector")
 
@@ -189,8 +187,16 @@ class CameraSettings:
 
 
 @dataclass(frozen=True)
-class TaskSettings:
+class TaskSettings(Bounded):
     """Everything that defines the grasp-and-lift task except the batch and the device."""
+
+    BOUNDS = bounds(
+        physics_dt="> 0", decimation=">= 1", episode_length=">= 1", home_arm="any", home_finger="any", home_thumb="any",
+        arm_joint_friction=">= 0", hand_joint_friction=">= 0", goal="any", success_radius="> 0", success_hold_s=">= 0",
+        workspace_x=bound("any", order="<="), workspace_y=bound("any", order="<="), min_object_z="any", spawn_xy="any",
+        spawn_z="any", settle_steps=">= 0", disturbance_period_s="> 0", disturbance_radius=">= 0",
+        grasp_start_fraction="in [0, 1]",
+    )  # fmt: skip
 
     physics_dt: float
     """Physics time step in seconds."""
@@ -239,10 +245,6 @@ class TaskSettings:
     grasp_start_fraction: float = 0.0
     """Probability that an episode starts from the scripted grasp's closed hand on the object
     (tasks/dextrah/grasp_starts.py); 0 is the paper's task. Absent from checkpoints made before it."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.grasp_start_fraction <= 1.0:
-            raise ValueError(f"task.grasp_start_fraction must be in [0, 1], got {self.grasp_start_fraction}")
 
     @property
     def policy_dt(self) -> float:
