@@ -1,0 +1,2 @@
+"""The DextrAH grasp-and-lift task (dextrah/) over a simulator seam (sim/: MuJoCo Warp); installed as
+``dexgrasp_tasks``."""

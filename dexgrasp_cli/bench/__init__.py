@@ -1,1 +1,1 @@
-"""Benchmarks that print figures: env throughput now; GPU memory (the paper's Table I) later."""
+"""Benchmarks that print figures: env throughput, training throughput per layout, and memory per role (the paper's Table I)."""
