@@ -58,7 +58,9 @@ class ScriptedLabels:
     def __init__(self, env):
         from dexgrasp_tasks.dextrah.scripted_policy import ScriptedGraspPolicy
 
-        self.policy = ScriptedGraspPolicy(env)
+        # No retries: a retry restarts the script on a timer the student cannot see, so the same
+        # images and joints would be labelled now with the lift and now with the approach.
+        self.policy = ScriptedGraspPolicy(env, retries=False)
 
     def __call__(self) -> dict[str, torch.Tensor]:
         return {SCRIPTED_ACTION: self.policy()}

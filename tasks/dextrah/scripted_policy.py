@@ -58,10 +58,12 @@ CLOSED_HAND_SYNERGIES = [3.3, 0.57, -0.6, 0.5, -0.55]
 
 
 class ScriptedGraspPolicy:
-    """The phase comes from each world's step since its current attempt began (its only state)."""
+    """The phase comes from each world's step since its current attempt began (its only state).
+    ``retries``: start the grasp again when the object is out of reach after the lift began."""
 
-    def __init__(self, env: DextrahEnv):
+    def __init__(self, env: DextrahEnv, retries: bool = True):
         self.env = env
+        self.retries = retries
         dev = env.device
         self.attempt_start = torch.zeros(env.num_envs, dtype=torch.long, device=dev)
         synergies = HandSynergies(env.home[NUM_ARM_JOINTS:])
@@ -96,8 +98,9 @@ class ScriptedGraspPolicy:
         rot, centre = self._object_frame()
         palm = env.hand_points()[:, 0]
         self.attempt_start = self.attempt_start.masked_fill(env.episode_step == 0, 0)  # a new episode's first
-        lost = (env.episode_step - self.attempt_start >= LIFT_AT) & ((palm - centre).norm(dim=-1) > RETRY_DISTANCE)
-        self.attempt_start = torch.where(lost, env.episode_step, self.attempt_start)
+        if self.retries:
+            lost = (env.episode_step - self.attempt_start >= LIFT_AT) & ((palm - centre).norm(dim=-1) > RETRY_DISTANCE)
+            self.attempt_start = torch.where(lost, env.episode_step, self.attempt_start)
         step = env.episode_step - self.attempt_start
         top = centre[:, 2] + (rot[:, 2].abs() * self.object_half).sum(-1)
         fingers, half_width = self._finger_direction(rot)
