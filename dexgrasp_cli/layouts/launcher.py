@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -46,8 +47,7 @@ def launch(layout: str, replicas: int, args: list[str]) -> int:
         try:
             elastic_launch(config, sys.executable)("-m", "dexgrasp_cli", *args)
         except ChildFailedError as err:
-            for rank, failure in sorted(err.failures.items()):
-                _report(layout, nprocs, rank, failure)
+            _report(layout, nprocs, err.failures)
             return 1
     return 0
 
@@ -69,15 +69,19 @@ def worker_args(options: TrainOptions, res: str | None, learner_device: str | No
     return args
 
 
-def _report(layout: str, nprocs: int, rank: int, failure) -> None:
-    """One line for a process whose end nobody else explains: not a lost peer's (PeerLost's exit code;
-    the learner named it, or it left quietly), nor a replica's (the learner names a lost replica), nor
-    one ended by SIGTERM (the elastic agent stops the rest of a failed run with it; our processes
-    otherwise take SIGTERM as a request to save and stop)."""
-    if failure.exitcode in (PeerLost.exit_code, -signal.SIGTERM) or role_of(layout, rank, nprocs) == REPLICA:
-        return
-    how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
-    print(f"error: {role_name(layout, rank, nprocs)} (rank {rank}) {how}; the run stopped", file=sys.stderr, flush=True)
+def _report(layout: str, nprocs: int, failures: dict) -> None:
+    """One line for each process whose end nobody else explains. Not a lost peer's (PeerLost's exit
+    code: it named the peer, or left quietly), nor one ended by SIGTERM (the elastic agent stops the
+    rest of a failed run with it; our processes otherwise take SIGTERM as a request to save and stop),
+    nor a replica the learner named. On a loaded machine the agent can notice a dead replica and stop
+    the learner before the learner does: then this line names the replica."""
+    named = any(failure.exitcode == PeerLost.exit_code for failure in failures.values())
+    for rank, failure in sorted(failures.items()):
+        if failure.exitcode in (PeerLost.exit_code, -signal.SIGTERM) or (named and role_of(layout, rank, nprocs) == REPLICA):
+            continue
+        how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        where = f"{role_name(layout, rank, nprocs)} (rank {rank} on host {socket.gethostname()}, pid {failure.pid})"
+        print(f"error: {where} was lost: it {how}; the run stopped", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
