@@ -33,7 +33,8 @@ from dexgrasp_cli.distill.teachers import ScriptedLabels, build_teacher, teacher
 from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY, STUDENT, STUDENT_FORMAT_VERSION, rng_state, save_checkpoint, set_rng_state
 from dexgrasp_cli.learner.display import TrainingDisplay
 from dexgrasp_cli.learner.stop_request import StopRequest
-from dexgrasp_cli.learner.trainer import CHECKPOINTS, CONFIG_FILE, METRICS_FILE, keep_newest
+from dexgrasp_cli.learner.trainer import keep_newest
+from dexgrasp_cli.run_files import CHECKPOINTS, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE
 from dexgrasp_cli.learner.vecenv import TrainingVecEnv
 from dexgrasp_tasks.dextrah.settings import TaskSettings
 
@@ -184,7 +185,7 @@ def distill(
                     keep_newest(checkpoints, settings.run.keep_periodic - 1)
                     checkpoint(checkpoints / f"iter_{iteration:06d}.pt")
                 stopping = stop.requested
-        last = checkpoint(checkpoints / "last.pt")
+        last = checkpoint(checkpoints / LAST_CHECKPOINT)
         console.print(f"{'stopped' if stopping else 'finished'} at iteration {iteration}; saved {last}", soft_wrap=True)
     finally:
         writer.close()

@@ -32,6 +32,7 @@ from rich.console import Console
 from dexgrasp_cli.atomic import write_text_atomic
 from dexgrasp_cli.learner.checkpoint import DEXGRASP_KEY, FORMAT_VERSION, save_checkpoint
 from dexgrasp_cli.learner.display import TrainingDisplay
+from dexgrasp_cli.run_files import CHECKPOINTS, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE
 from dexgrasp_cli.learner.learner_group import LearnerGroup
 from dexgrasp_cli.learner.rollout_stats import RolloutStats
 from dexgrasp_cli.learner.settings import TrainSettings
@@ -41,9 +42,6 @@ from dexgrasp_tasks.dextrah.adr import ADR
 from dexgrasp_tasks.dextrah.rewards import REWARD_TERMS
 from dexgrasp_tasks.dextrah.settings import TaskSettings
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -178,7 +176,7 @@ def train_teacher(
                         keep_newest(checkpoints, train.run.keep_periodic - 1)
                     checkpoint(checkpoints / f"iter_{agent.epoch_num:06d}.pt")
                 stopping = group.any(stop.requested)
-        last = checkpoint(checkpoints / "last.pt")
+        last = checkpoint(checkpoints / LAST_CHECKPOINT)
         if group.is_main:  # soft_wrap keeps the path on one line, so it can be copied
             ended = "stopped" if stopping else "finished"
             console.print(f"{ended} at iteration {agent.epoch_num}; saved {last}", soft_wrap=True)

@@ -11,11 +11,8 @@ from pathlib import Path
 import yaml
 
 from dexgrasp_cli.errors import UsageError
+from dexgrasp_cli.run_files import CHECKPOINTS, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE
 
-# The names learner/trainer.py writes; imported from there they would load torch.
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
 RUNNING_WINDOW_S = 600
 """A run without a final save counts as running while metrics.jsonl is younger than this (10 minutes:
 longer than any iteration, or a first compile, takes); after that it died, and stopped early."""
@@ -103,7 +100,7 @@ def read_run(run_dir: Path) -> Run:
     except (KeyError, TypeError, ValueError) as err:
         raise UsageError(f"{config_path} is not a dexgrasp run config: a key it needs is missing or bad ({err})") from None
     rows = _read_metrics(metrics_path)
-    last_save = run_dir / LAST_CHECKPOINT
+    last_save = run_dir / CHECKPOINTS / LAST_CHECKPOINT
     status = run_status(rows[-1][0] if rows else 0, setting["max_iterations"], metrics_path.stat().st_mtime,
                         last_save.stat().st_mtime if last_save.is_file() else None, time.time())  # fmt: skip
     columns = list(zip(*rows)) if rows else [(), (), (), (), ()]
