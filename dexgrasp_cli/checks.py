@@ -23,6 +23,7 @@ from dexgrasp_cli.config import (
 )  # fmt: skip
 from dexgrasp_cli.errors import ReportedError, UsageError
 from dexgrasp_tasks.dextrah.settings import TaskSettings, parse_resolution
+from dexgrasp_tasks.sim.settings import BACKENDS
 
 if TYPE_CHECKING:  # importing these loads rl-games or numpy, which a bad-input error should not wait for
     from dexgrasp_assets.objects import ObjectShape
@@ -68,6 +69,14 @@ def bad_input() -> Iterator[None]:
 def check_at_least_one(option: str, value: int) -> None:
     if value < 1:
         raise UsageError(f"{option} must be an integer >= 1, got {value}")
+
+
+def check_backend(backend: str, device: str) -> None:
+    """A physics backend (task.sim.backend value) that runs on ``device``."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown --backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+    if backend == "mujoco" and device != "cpu":
+        raise UsageError(f"--backend mujoco runs on the cpu, not {device}; use mjwarp or auto there")
 
 
 def resolve_device(device: str) -> str:

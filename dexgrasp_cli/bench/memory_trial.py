@@ -167,7 +167,9 @@ def _settings(spec: TrialSpec):
     from dexgrasp_cli.config import TRAIN_YAML, load_section, load_task_settings
     from dexgrasp_cli.learner.settings import TrainSettings
 
-    task = load_task_settings(spec.task_overrides).with_camera_resolution(spec.resolution)
+    # The trials project a GPU's memory, so even on a CPU they build MuJoCo Warp's data.
+    overrides = [*spec.task_overrides, "task.sim.backend=mjwarp"]
+    task = load_task_settings(overrides).with_camera_resolution(spec.resolution)
     sizes = [f"train.ppo.horizon_length={spec.horizon}", f"train.ppo.minibatch_size={spec.minibatch}"]
     train = load_section(TrainSettings, "train", TRAIN_YAML, [*spec.train_overrides, *sizes])
     return task, train

@@ -1,6 +1,6 @@
 """Env throughput: env-steps/s of DextrahEnv stepping random actions, with and without cameras.
 
-Each configuration (world count, rendered images, resolution) builds its own env, steps
+Each configuration (physics backend, world count, rendered images, resolution) builds its own env, steps
 ``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it is timed and
 reported separately), then times ``steps`` full steps (physics, rendering, observations) and
 ``steps`` renders alone. The ratio column is each row's env-steps/s over the first row's, measured
@@ -9,6 +9,7 @@ in the same run. Only figures from a GPU say anything absolute; CPU figures are 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -26,11 +27,12 @@ GPU_WORLDS = (1024, 4096, 8192)
 IMAGE_MODES = {"none": (), "depth": ("depth",), "depth+rgb": ("depth", "rgb")}
 DEFAULT_RESOLUTIONS = ("160x120", "320x240")
 WARMUP_STEPS = 5
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
 class BenchCase:
+    backend: str  # a task.sim.backend value
     worlds: int
     images: str  # a key of IMAGE_MODES
     resolution: str | None  # None when nothing is rendered
@@ -40,10 +42,13 @@ def default_world_counts(device: str) -> tuple[int, ...]:
     return GPU_WORLDS if device.startswith("cuda") else CPU_WORLDS
 
 
-def bench_cases(world_counts: list[int], modes: list[str], resolutions: list[str]) -> list[BenchCase]:
-    """Every world count with every mode; modes that render run at every resolution."""
+def bench_cases(
+    world_counts: list[int], modes: list[str], resolutions: list[str], backends: list[str]
+) -> list[BenchCase]:
+    """Every backend with every world count and every mode; modes that render run at every resolution."""
     return [
-        BenchCase(worlds, mode, res if IMAGE_MODES[mode] else None)
+        BenchCase(backend, worlds, mode, res if IMAGE_MODES[mode] else None)
+        for backend in backends
         for worlds in world_counts
         for mode in modes
         for res in (resolutions if IMAGE_MODES[mode] else [None])
@@ -79,6 +84,7 @@ def run_throughput(
         label = f"{case.worlds} worlds, images {case.images}" + (f" at {case.resolution}" if case.resolution else "")
         console.print(f"[bold]bench[/] {label} on {device}: building the scene ...")
         case_settings = settings.with_camera_resolution(case.resolution) if case.resolution else settings
+        case_settings = dataclasses.replace(case_settings, sim=dataclasses.replace(case_settings.sim, backend=case.backend))
         t0 = time.perf_counter()
         env = DextrahEnv(
             case_settings, case.worlds, device=device, seed=seed, objects=objects, images=IMAGE_MODES[case.images]
@@ -96,6 +102,7 @@ def run_throughput(
         console.print(f"  timing {steps} steps ...")
         elapsed = _timed(env.device, [functools.partial(env.step, actions) for actions in batch])
         row = {
+            "backend": env.sim.name,
             "worlds": case.worlds,
             "images": case.images,
             "resolution": case.resolution,
@@ -132,12 +139,13 @@ def run_throughput(
 
 def throughput_table(result: dict) -> Table:
     table = Table(title=f"dexgrasp bench: env throughput on {result['device']} (random actions)")
-    for name in ("worlds", "images", "res", "env-steps/s", "ms/step", "x vs first row",
+    for name in ("backend", "worlds", "images", "res", "env-steps/s", "ms/step", "x vs first row",
                  "render ms", "frames/s", "render MiB/world", "overflow resets"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("images", "res") else "right")
+        table.add_column(name, justify="left" if name in ("backend", "images", "res") else "right")
     for row in result["results"]:
         renders = "render_ms" in row
         table.add_row(
+            row["backend"],
             str(row["worlds"]),
             row["images"],
             row["resolution"] or "-",

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from dexgrasp_cli.checks import (
     check_at_least_one,
+    check_backend,
     check_images_fit,
     check_layout,
     check_output,
@@ -45,6 +46,10 @@ def bench_command(
         typer.Option("--res", metavar="WxH", help="Camera resolution for the rows that render (repeatable). Default: 160x120 and 320x240."),
     ] = None,
     steps: Annotated[int, typer.Option(help="Timed steps (and renders) per row, after 5 warm-up steps.")] = 30,
+    backends: Annotated[
+        Optional[list[str]],
+        typer.Option("--backend", help="Physics backend to time: auto, mjwarp or mujoco (repeatable). Default: task.sim.backend."),
+    ] = None,
     device: DeviceOption = "cpu",
     seed: SeedOption = 0,
     json_path: JsonOption = None,
@@ -68,8 +73,11 @@ def bench_command(
         if mode not in IMAGE_MODES:
             raise UsageError(f"unknown --images {mode!r}; accepted: {', '.join(IMAGE_MODES)}")
     settings = load_settings(overrides)
+    backends = list(dict.fromkeys(backends or [settings.sim.backend]))
+    for backend in backends:
+        check_backend(backend, device)
     resolutions = [with_resolution(settings, r).cameras.resolution for r in (res or DEFAULT_RESOLUTIONS)]
-    cases = bench_cases(counts, modes, resolutions)
+    cases = bench_cases(counts, modes, resolutions, backends)
     for case in cases:
         if case.resolution:
             check_images_fit(settings.with_camera_resolution(case.resolution), IMAGE_MODES[case.images], case.worlds, device)

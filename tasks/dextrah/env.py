@@ -1,4 +1,4 @@
-"""DextrahEnv: the Kuka + Allegro grasp-and-lift task over a batch of MuJoCo Warp worlds.
+"""DextrahEnv: the Kuka + Allegro grasp-and-lift task over a batch of physics worlds (tasks/sim/backend.py).
 
 ``reset`` and ``step`` are batched torch operations with no loop over worlds. Worlds are named by
 their global index (``env_offset + i``): a world's object, random numbers and randomization
@@ -27,7 +27,7 @@ from dexgrasp_tasks.dextrah.rotations import axis_angle_to_quat
 from dexgrasp_tasks.dextrah.settings import TaskSettings
 from dexgrasp_tasks.dextrah.visual_randomization import NUM_DRAWS as NUM_VISUAL_DRAWS
 from dexgrasp_tasks.dextrah.visual_randomization import VisualRandomizer
-from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.sim.factory import make_sim
 from dexgrasp_tasks.sim.scene import build_scene
 
 HAND_POINT_SITES = ("palm_center", "index_tip", "middle_tip", "ring_tip", "thumb_tip")
@@ -86,7 +86,7 @@ class DextrahEnv:
         mjm, self.catalog = build_scene(shapes, camera_specs(settings.cameras))
         self.num_objects = len(self.catalog)
         self.object_ids = self.world_ids % self.num_objects
-        self.sim = MjwSim(mjm, self.catalog, self.object_ids.cpu().numpy(), device, settings.sim)
+        self.sim = make_sim(mjm, self.catalog, self.object_ids.cpu().numpy(), device, settings.sim)
         self.adr = ADR(settings.adr)
         own_depth = "depth" in images and depth_resolution not in (None, settings.cameras.resolution)
         shared = tuple(kind for kind in images if not (own_depth and kind == "depth"))

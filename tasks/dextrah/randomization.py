@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from dexgrasp_tasks.dextrah.adr import ADR
-from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.sim.backend import Sim
 
 # One uniform draw per world for each parameter, in this column order.
 PHYSICS_PARAMS = (
@@ -24,7 +24,7 @@ class PhysicsRandomizer:
     compounding earlier draws.
     """
 
-    def __init__(self, sim: MjwSim, base_joint_friction: torch.Tensor):
+    def __init__(self, sim: Sim, base_joint_friction: torch.Tensor):
         model = sim.model
         self.sim = sim
         self.friction = model["geom_friction"][..., 0].clone()

@@ -14,7 +14,7 @@ import torch
 from dexgrasp_tasks.dextrah.adr import ADR
 from dexgrasp_tasks.dextrah.cameras import DEPTH_CAMERA, STEREO_CAMERAS
 from dexgrasp_tasks.dextrah.rotations import quat_mul, quat_rotate, rotation_vector_to_quat
-from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
+from dexgrasp_tasks.sim.backend import Sim
 
 KEY_LIGHT = "key"
 TABLE_GEOM = "table"
@@ -53,7 +53,7 @@ def _symmetric(u: torch.Tensor, magnitude: float) -> torch.Tensor:
 class VisualRandomizer:
     """Jitters the camera rig, recolours the scene and moves the key light, per world."""
 
-    def __init__(self, sim: MjwSim, stereo_baseline: float):
+    def __init__(self, sim: Sim, stereo_baseline: float):
         mjm, model = sim.mjm, sim.model
         self.model = model
         self.rig_cameras = [mjm.camera(name).id for name in (DEPTH_CAMERA, STEREO_CAMERAS[0])]

@@ -1,1 +1,2 @@
-"""The simulator seam: MuJoCo Warp physics, the scene and object catalog, the batched ray-traced renderer."""
+"""The simulator seam (backend.py) and its MuJoCo Warp and C MuJoCo physics, the scene and object catalog,
+the batched ray-traced renderer."""

@@ -15,20 +15,9 @@ import torch
 import warp as wp
 
 from dexgrasp_tasks.sim import mjw_patches
+from dexgrasp_tasks.sim.backend import PER_WORLD_FIELDS, POSE_FIELDS, STATE_FIELDS, Sim
+from dexgrasp_tasks.sim.scene import ObjectCatalog
 from dexgrasp_tasks.sim.settings import SimSettings
-from dexgrasp_tasks.sim.scene import OBJECT_BODY, OBJECT_GEOM, ObjectCatalog
-
-# Model fields given one row per world: the object's mesh-derived fields, every field that
-# physics or visual randomization writes, and the constants set_const derives from masses. A
-# derived field left shared would be written by every world into one row, so a world would use
-# another world's contact regularisation (observed: NaN with a heavy object beside a light one).
-_PER_WORLD_FIELDS = (
-    "geom_dataid", "geom_size", "geom_aabb", "geom_rbound", "geom_pos", "geom_quat",
-    "geom_friction", "body_mass", "body_inertia", "body_ipos", "body_iquat",
-    "actuator_gainprm", "actuator_biasprm", "dof_frictionloss",
-    "body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0",
-    "geom_rgba", "cam_pos", "cam_quat", "light_dir", "light_diffuse",
-)  # fmt: skip
 
 # Overflows after which a world's contacts or constraints are incomplete, so its state is wrong.
 CORRUPTING_OVERFLOWS = int(
@@ -52,8 +41,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class MjwSim:
-    """Batched physics over ``num_worlds`` worlds; world w holds object ``object_ids[w]``."""
+class MjwSim(Sim):
+    """MuJoCo Warp worlds; see ``Sim`` for the interface."""
+
+    name = "mjwarp"
 
     def __init__(
         self,
@@ -63,62 +54,30 @@ class MjwSim:
         device: str,
         settings: SimSettings,
     ):
-        self.device = torch.device(device)
-        self.num_worlds = len(object_ids)
-        self.mjm = mjm
-        mjm.opt.iterations = settings.solver_iterations
+        super().__init__(mjm, len(object_ids), device, settings)
         mjw_patches.apply_patches()
         wp.init()
         with wp.ScopedDevice(warp_device(device)):
             self.m = mjw.put_model(mjm)
             self.m.opt.warn_overflow = 0  # overflowing worlds are counted and reset instead
-            for name in _PER_WORLD_FIELDS:
+            for name in PER_WORLD_FIELDS:
                 self._batch_field(name)
             self.d = mjw.make_data(
                 mjm, nworld=self.num_worlds, nconmax=settings.nconmax, njmax=settings.njmax
             )
-        self.model = {name: wp.to_torch(getattr(self.m, name)) for name in _PER_WORLD_FIELDS}
-        self.qpos = wp.to_torch(self.d.qpos)
-        self.qvel = wp.to_torch(self.d.qvel)
-        self.ctrl = wp.to_torch(self.d.ctrl)
-        self.xfrc_applied = wp.to_torch(self.d.xfrc_applied)
-        self.site_xpos = wp.to_torch(self.d.site_xpos)
-        self.xmat = wp.to_torch(self.d.xmat)
-        self.geom_xpos = wp.to_torch(self.d.geom_xpos)
-        self.geom_xmat = wp.to_torch(self.d.geom_xmat)
-        self.actuator_force = wp.to_torch(self.d.actuator_force)
+        self.model = {name: wp.to_torch(getattr(self.m, name)) for name in PER_WORLD_FIELDS}
+        for name in STATE_FIELDS + POSE_FIELDS:
+            setattr(self, name, wp.to_torch(getattr(self.d, name)))
         self.overflow = wp.to_torch(self.d.overflow)
         # Jacobian buffers, allocated once because the scripted policy asks every step.
         self._jacobian = torch.zeros(self.num_worlds, 6, mjm.nv, device=self.device)
         self._jacobian_body = torch.zeros(self.num_worlds, dtype=torch.int32, device=self.device)
-        self.object_body = mjm.body(OBJECT_BODY).id
-        self.object_geom = mjm.geom(OBJECT_GEOM).id
-        self._place_objects(catalog, torch.as_tensor(object_ids, dtype=torch.long))
-        self.forward_kinematics()
+        self._place_objects(catalog, object_ids)
 
     def _batch_field(self, name: str) -> None:
         shared = getattr(self.m, name)
         rows = np.repeat(shared.numpy()[:1], self.num_worlds, axis=0)
         setattr(self.m, name, wp.array(rows, dtype=shared.dtype))
-
-    def _place_objects(self, catalog: ObjectCatalog, object_ids: torch.Tensor) -> None:
-        g, b = self.object_geom, self.object_body
-        per_object = {
-            ("geom_dataid", g): catalog.mesh_ids,
-            ("geom_size", g): catalog.geom_size,
-            ("geom_aabb", g): catalog.geom_aabb,
-            ("geom_rbound", g): catalog.geom_rbound,
-            ("geom_pos", g): catalog.geom_pos,
-            ("geom_quat", g): catalog.geom_quat,
-            ("body_mass", b): catalog.body_mass,
-            ("body_inertia", b): catalog.body_inertia,
-            ("body_ipos", b): catalog.body_ipos,
-            ("body_iquat", b): catalog.body_iquat,
-        }
-        for (field, index), values in per_object.items():
-            view = self.model[field]
-            view[:, index] = torch.as_tensor(values, device=self.device)[object_ids].to(view.dtype)
-        self.set_const()
 
     @contextlib.contextmanager
     def on_torch_stream(self):
@@ -171,6 +130,9 @@ class MjwSim:
         """Bytes that grow with the worlds: the MuJoCo Warp data and the per-world model rows."""
         rows = sum(t.numel() * t.element_size() for t in self.model.values())
         return warp_array_bytes(self.d) + rows + self._jacobian.numel() * self._jacobian.element_size()
+
+    def render_sim(self) -> MjwSim:
+        return self
 
 
 def warp_array_bytes(structure) -> int:

@@ -12,7 +12,8 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from dexgrasp_tasks.sim.mjwarp_backend import MjwSim, warp_array_bytes, warp_device
+from dexgrasp_tasks.sim.backend import Sim
+from dexgrasp_tasks.sim.mjwarp_backend import warp_array_bytes, warp_device
 
 RAY_BYTES = 2 * 3 * 4  # a direction and an offset (vec3 float32) per pixel, shared by all worlds
 PIXEL_BYTES = 4  # float32 depth or packed 8-bit BGRA per pixel and world
@@ -30,7 +31,7 @@ class BatchRenderer:
 
     def __init__(
         self,
-        sim: MjwSim,
+        sim: Sim,
         width: int,
         height: int,
         depth_cameras: tuple[str, ...] = (),
@@ -63,7 +64,7 @@ class BatchRenderer:
 
     def render(self) -> None:
         """Render the current state of every world into ``depth`` and ``bgra``."""
-        sim = self.sim
+        sim = self.sim.render_sim()
         with sim.on_torch_stream():
             mjw.camlight(sim.m, sim.d)
             mjw.refit_bvh(sim.m, sim.d, self.context)

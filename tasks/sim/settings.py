@@ -6,16 +6,22 @@ from dataclasses import dataclass
 
 from dexgrasp_tasks.bounds import Bounded, bounds
 
+BACKENDS = ("auto", "mjwarp", "mujoco")
+
 
 @dataclass(frozen=True)
 class SimSettings(Bounded):
-    """Memory and solver knobs of the MuJoCo Warp data."""
+    """Which physics runs the worlds, and the memory and solver knobs of MuJoCo Warp's data."""
 
-    BOUNDS = bounds(nconmax=">= 1", njmax=">= 1", solver_iterations=">= 1")
+    BOUNDS = bounds(backend=BACKENDS, threads=">= 1", nconmax=">= 1", njmax=">= 1", solver_iterations=">= 1")
 
+    backend: str
+    """mjwarp (MuJoCo Warp), mujoco (C MuJoCo, CPU only) or auto: mujoco on a CPU, mjwarp on CUDA."""
+    threads: int | None
+    """Threads stepping the C MuJoCo worlds; null: every core."""
     nconmax: int
-    """Contacts allocated per world (pooled across worlds)."""
+    """Contacts allocated per world (pooled across worlds); MuJoCo Warp only."""
     njmax: int
-    """Constraint rows allocated per world; memory is linear in it."""
+    """Constraint rows allocated per world; memory is linear in it. MuJoCo Warp only."""
     solver_iterations: int
     """Newton solver iterations per physics step."""
