@@ -71,12 +71,12 @@ def check_at_least_one(option: str, value: int) -> None:
         raise UsageError(f"{option} must be an integer >= 1, got {value}")
 
 
-def check_backend(backend: str, device: str) -> None:
+def check_backend(backend: str, device: str, option: str = "task.sim.backend") -> None:
     """A physics backend (task.sim.backend value) that runs on ``device``."""
     if backend not in BACKENDS:
-        raise UsageError(f"unknown --backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown {option} {backend!r}; accepted: {', '.join(BACKENDS)}")
     if backend == "mujoco" and device != "cpu":
-        raise UsageError(f"--backend mujoco runs on the cpu, not {device}; use mjwarp or auto there")
+        raise UsageError(f"{option} mujoco runs on the cpu, not {device}; use mjwarp or auto there")
 
 
 def resolve_device(device: str) -> str:

@@ -1,14 +1,23 @@
 """The C MuJoCo backend against MuJoCo Warp, and its independence from the thread count."""
 
+import copy
 import dataclasses
 
+import mujoco
 import numpy as np
+import pytest
 import torch
+
+from dexgrasp_cli.checks import check_backend
+from dexgrasp_cli.config import section_from_tree
+from dexgrasp_cli.errors import UsageError
 
 from dexgrasp_assets.objects import procedural_objects
 from dexgrasp_tasks.dextrah.adr import ADR
 from dexgrasp_tasks.dextrah.env import DextrahEnv
 from dexgrasp_tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer
+from dexgrasp_tasks.dextrah.settings import TaskSettings
+from dexgrasp_tasks.sim.factory import resolve_backend
 from dexgrasp_tasks.sim.mjwarp_backend import MjwSim
 from dexgrasp_tasks.sim.mujoco_backend import MujocoSim
 from dexgrasp_tasks.sim.scene import build_scene
@@ -86,3 +95,36 @@ def test_cameras_see_the_c_mujoco_state(settings):
     assert (depth["mujoco"] > 0).any()
     close = (depth["mujoco"] - depth["mjwarp"]).abs() < 1e-3
     assert close.float().mean() > 0.99, close.float().mean()
+
+
+def test_a_config_saved_before_the_backend_setting_loads_on_auto(settings):
+    """Checkpoints store their task config; those written before task.sim.backend existed lack it."""
+    saved = {"task": dataclasses.asdict(settings)}
+    for key in ("backend", "threads"):
+        del saved["task"]["sim"][key]
+    loaded = section_from_tree(TaskSettings, "task", saved)
+    assert (loaded.sim.backend, loaded.sim.threads) == ("auto", None)
+    assert resolve_backend(loaded.sim, "cpu") == "mujoco" and resolve_backend(loaded.sim, "cuda") == "mjwarp"
+
+
+def test_the_c_backend_on_a_gpu_is_a_usage_error():
+    with pytest.raises(UsageError, match="task.sim.backend mujoco runs on the cpu, not cuda:0; use mjwarp or auto there"):
+        check_backend("mujoco", "cuda:0")
+    check_backend("mjwarp", "cpu")  # MuJoCo Warp keeps working on a CPU
+
+
+def test_the_reordered_substeps_are_mj_step(settings):
+    """MujocoSim runs each substep as mj_step2 then mj_step1 of the new state; plain mj_step on a
+    copy of a world, given the same float32 controls, must end in the same bits."""
+    sim = _randomized(MujocoSim, settings, procedural_objects(NUM_OBJECTS, seed=0))
+    model, data = copy.copy(sim.models[2]), copy.copy(sim.datas[2])
+    for step in range(20):
+        sim.ctrl[:] = torch.as_tensor(_controls(step), dtype=torch.float32)
+        sim.step(2)
+        data.ctrl[:] = sim.ctrl[2].double().numpy()
+        for _ in range(2):
+            mujoco.mj_step(model, data)
+    np.testing.assert_array_equal(sim.datas[2].qpos, data.qpos)
+    np.testing.assert_array_equal(sim.datas[2].qvel, data.qvel)
+    mujoco.mj_kinematics(model, data)
+    np.testing.assert_array_equal(sim.site_xpos[2].numpy(), data.site_xpos.astype(np.float32))

@@ -75,7 +75,7 @@ def bench_command(
     settings = load_settings(overrides)
     backends = list(dict.fromkeys(backends or [settings.sim.backend]))
     for backend in backends:
-        check_backend(backend, device)
+        check_backend(backend, device, "--backend")
     resolutions = [with_resolution(settings, r).cameras.resolution for r in (res or DEFAULT_RESOLUTIONS)]
     cases = bench_cases(counts, modes, resolutions, backends)
     for case in cases:
@@ -130,6 +130,7 @@ def bench_train_command(
     device = resolve_device(device)
     groups = split_settings_overrides(overrides)
     task = load_settings(groups["task"])
+    check_backend(task.sim.backend, device)
     trains = [load_train_settings(groups["train"], num_envs // replicas if layout == "dp" else num_envs) for layout in layouts]
     resolutions = [with_resolution(task, r).cameras.resolution for r in (res or ("32x24", "160x120"))]
     if "depth" in modalities:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from dexgrasp_cli.checks import (
     check_at_least_one,
+    check_backend,
     check_distill_resume,
     check_folder,
     check_images_fit,
@@ -66,6 +67,7 @@ def distill_command(
     groups = split_settings_overrides(overrides, ("task", "distill"))
     settings = load_distill_settings(groups["distill"])
     task = with_resolution(load_settings(groups["task"]), res)
+    check_backend(task.sim.backend, device)
     task = dataclasses.replace(task, success_hold_s=settings.success_hold_s)
     if student == "depth":  # the student sees depth as a real camera gives it
         task = dataclasses.replace(task, cameras=dataclasses.replace(task.cameras, noise=dataclasses.replace(task.cameras.noise, enabled=True)))

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dexgrasp_cli.checks import (
     check_at_least_one,
+    check_backend,
     check_folder,
     check_images_fit,
     check_output,
@@ -67,6 +68,7 @@ def eval_command(
         state, settings = checkpoint_settings(checkpoint, overrides, res)
     else:
         settings = with_resolution(load_settings(overrides), res)
+    check_backend(settings.sim.backend, device)
     level = resolve_adr_level(adr_level, settings, state)
     from dexgrasp_cli.evaluate import eval_images, eval_table, run_eval
 

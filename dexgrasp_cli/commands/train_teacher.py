@@ -12,6 +12,7 @@ from rich.console import Console
 
 from dexgrasp_cli.checks import (
     check_at_least_one,
+    check_backend,
     check_folder,
     check_images_fit,
     check_layout,
@@ -72,6 +73,7 @@ def train_teacher_command(
         learner_device = resolve_device(learner_device)
     groups = split_settings_overrides(overrides)
     task = with_resolution(load_settings(groups["task"]), res)
+    check_backend(task.sim.backend, device)
     per_process = num_envs // count  # the worlds each replica or rank simulates
     train = load_train_settings(groups["train"], per_process if layout == "dp" else num_envs)
     resume_state = None

@@ -42,19 +42,29 @@ _SPLIT_AXES = {"xmat": (3, 3), "geom_xmat": (3, 3), "geom_aabb": (2, 3)}
 
 
 class _Mirror:
-    """One field of every world as an (N, ...) torch tensor, and the host values it last agreed with."""
+    """One field of every world as an (N, ...) torch tensor, and the host values it last agreed with.
+
+    ``host`` holds each world's float64 values as of its last ``fill`` (or push); ``pull`` hands
+    all of them to the tensor at once.
+    """
 
     def __init__(self, name: str, views: list[np.ndarray], dtype: torch.dtype):
         self.views = views  # each world's array, sharing the MjModel's or MjData's memory
         shape = views[0].shape[:-1] + _SPLIT_AXES[name] if name in _SPLIT_AXES else views[0].shape
         self.tensor = torch.zeros((len(views), *shape), dtype=dtype)
         self.synced = self.tensor.clone()
-        self._host = np.zeros((len(views), *views[0].shape), dtype=views[0].dtype)
+        self.host = np.zeros((len(views), *views[0].shape), dtype=views[0].dtype)
+        self.fill_all()
         self.pull()
 
+    def fill(self, world: int) -> None:
+        self.host[world] = self.views[world]
+
+    def fill_all(self) -> None:
+        np.stack(self.views, out=self.host)
+
     def pull(self) -> None:
-        np.stack(self.views, out=self._host)
-        self.tensor.copy_(torch.from_numpy(self._host).view(self.tensor.shape))
+        self.tensor.copy_(torch.from_numpy(self.host).view(self.tensor.shape))
         self.synced.copy_(self.tensor)
         self._version = self.tensor._version
 
@@ -68,13 +78,22 @@ class _Mirror:
             rows = self.tensor[worlds]
             for w, row in zip(worlds.tolist(), rows.numpy()):
                 self.views[w][...] = row.reshape(self.views[w].shape)
+                self.host[w] = self.views[w]
             self.synced[worlds] = rows
         self._version = self.tensor._version
         return changed.numpy()
 
 
 class MujocoSim(Sim):
-    """C MuJoCo worlds on the CPU, stepped by ``settings.threads`` threads; see ``Sim``."""
+    """C MuJoCo worlds on the CPU, stepped by ``settings.threads`` threads; see ``Sim``.
+
+    Each world's MjData is kept "forwarded": it holds ``mj_step1``'s results (poses, centres of
+    mass, contacts, constraints) for its current state. A substep is then ``mj_step2`` (forces
+    from ctrl and applied forces, solve, integrate) followed by ``mj_step1`` of the new state,
+    the same computation as ``mj_step`` in another order, so the poses after a step describe the
+    new state at no extra cost and the next substep starts from them. A world whose state or
+    model the task changed is forwarded again first.
+    """
 
     name = "mujoco"
 
@@ -92,9 +111,8 @@ class MujocoSim(Sim):
         self.models = [copy.copy(mjm) for _ in range(self.num_worlds)]  # deep copies
         self.datas = [mujoco.MjData(m) for m in self.models]
         self._scratch = mujoco.MjData(mjm)  # set_const's workspace, so the worlds' state stays
-        threads = min(settings.threads or os.cpu_count() or 1, self.num_worlds)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mujoco")
-        self._slices = [s.tolist() for s in np.array_split(np.arange(self.num_worlds), threads)]
+        self._threads = min(settings.threads or os.cpu_count() or 1, self.num_worlds)
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="mujoco")
         self._model = {
             name: _Mirror(name, [getattr(m, name) for m in self.models],
                           torch.int32 if name == "geom_dataid" else torch.float32)
@@ -104,10 +122,12 @@ class MujocoSim(Sim):
             name: _Mirror(name, [getattr(d, name) for d in self.datas], torch.float32)
             for name in STATE_FIELDS + POSE_FIELDS
         }
+        self._stepped = [self._data[name] for name in _STEPPED_FIELDS]
         self.model = {name: mirror.tensor for name, mirror in self._model.items()}
         for name, mirror in self._data.items():
             setattr(self, name, mirror.tensor)
-        self._stale = np.ones(self.num_worlds, dtype=bool)  # model changed since the last set_const
+        self._mass_changed = np.ones(self.num_worlds, dtype=bool)  # since the last set_const
+        self._unforwarded = np.ones(self.num_worlds, dtype=bool)  # state or model changed since mj_step1
         # C MuJoCo grows its constraint rows into a large arena; a world using more rows than
         # MuJoCo Warp allocates counts as corrupted too, so both backends reset the same worlds.
         self._njmax = settings.njmax
@@ -120,36 +140,47 @@ class MujocoSim(Sim):
     def _push(self) -> None:
         """Write the task's changes of model parameters and state into the worlds."""
         for mirror in self._model.values():
-            self._stale |= mirror.push()
-        for name in STATE_FIELDS:
+            changed = mirror.push()
+            self._mass_changed |= changed
+            self._unforwarded |= changed
+        for name in ("qpos", "qvel"):
+            self._unforwarded |= self._data[name].push()
+        for name in ("ctrl", "xfrc_applied"):  # read by mj_step2 only
             self._data[name].push()
 
-    def _pull(self, names: tuple[str, ...]) -> None:
-        for name in names:
-            self._data[name].pull()
-
-    def _advance(self, worlds: list[int], substeps: int) -> None:
+    def _advance(self, worlds, unforwarded: list[bool], substeps: int) -> None:
+        """Step the worlds drawn from the shared iterator ``worlds``. Every Python operation here
+        holds the GIL that the other threads' MuJoCo calls need back, so this loop does little else."""
+        njmax, overflowed = self._njmax, self._overflowed
         for w in worlds:
             m, d = self.models[w], self.datas[w]
+            if unforwarded[w]:
+                mujoco.mj_step1(m, d)
             for _ in range(substeps):
-                mujoco.mj_step(m, d)
-                self._overflowed[w] |= d.nefc > self._njmax
-            # mj_step leaves poses at the start of its last substep; refresh them to the new state.
-            mujoco.mj_kinematics(m, d)
-            mujoco.mj_comPos(m, d)
+                if d.nefc > njmax:
+                    overflowed[w] = True
+                mujoco.mj_step2(m, d)
+                mujoco.mj_step1(m, d)
 
-    def _run(self, substeps: int) -> None:
-        self._push()
-        for _ in self._pool.map(self._advance, self._slices, [substeps] * len(self._slices)):
-            pass
+    def _run(self, worlds: np.ndarray, substeps: int) -> None:
+        """Advance ``worlds`` (indices) on the pool, then copy the worlds' state out. Each thread
+        takes the next world not yet taken, so a slow world does not hold up a fixed share."""
+        shared = iter(worlds.tolist())  # next() on it is atomic under the GIL
+        args = (shared, self._unforwarded.tolist(), substeps)
+        for future in [self._pool.submit(self._advance, *args) for _ in range(self._threads)]:
+            future.result()
+        self._unforwarded[worlds] = False
+        for mirror in self._stepped:
+            mirror.fill_all()
+            mirror.pull()
 
     def step(self, substeps: int) -> None:
-        self._run(substeps)
-        self._pull(_STEPPED_FIELDS)
+        self._push()
+        self._run(np.arange(self.num_worlds), substeps)
 
     def forward_kinematics(self) -> None:
-        self._run(0)
-        self._pull(POSE_FIELDS)
+        self._push()
+        self._run(np.flatnonzero(self._unforwarded), 0)
 
     def jacobian(self, body: int, points: torch.Tensor) -> torch.Tensor:
         jac = self._jacobian
@@ -160,31 +191,37 @@ class MujocoSim(Sim):
     def set_const(self) -> None:
         """Recompute the derived constants of the worlds whose model changed since the last call."""
         self._push()
-        for w in np.flatnonzero(self._stale):
+        for w in np.flatnonzero(self._mass_changed):
             mujoco.mj_setConst(self.models[w], self._scratch)
-        self._stale[:] = False
+        self._mass_changed[:] = False
         for mirror in self._model.values():
+            mirror.fill_all()
             mirror.pull()
 
     def reset_worlds(self, mask: torch.Tensor) -> None:
         """Return the masked worlds to the model's initial state, clearing their warnings."""
         self._push()
-        for w in mask.nonzero()[:, 0].tolist():
+        worlds = mask.nonzero()[:, 0].numpy()
+        for w in worlds.tolist():
             mujoco.mj_resetData(self.models[w], self.datas[w])
-            self._overflowed[w] = False
-        self._pull(STATE_FIELDS + POSE_FIELDS)
+            for mirror in self._data.values():
+                mirror.fill(w)
+        self._overflowed[worlds] = False
+        self._unforwarded[worlds] = True
+        for mirror in self._data.values():
+            mirror.pull()
 
     def corrupted_worlds(self) -> torch.Tensor:
         """(N,) bool: worlds with a corrupting warning (see CORRUPTING_WARNINGS) or more than njmax
         constraint rows since their reset."""
-        warned = [d.warning.number[CORRUPTING_WARNINGS].any() for d in self.datas]
-        return torch.tensor(warned) | torch.from_numpy(self._overflowed)
+        counts = np.stack([d.warning.number for d in self.datas])[:, CORRUPTING_WARNINGS]
+        return torch.from_numpy(counts.any(1) | self._overflowed)
 
     def data_bytes(self) -> int:
         """Bytes that grow with the worlds: each world's MjModel and MjData and the torch mirrors."""
         host = sum(m.nbuffer for m in self.models) + sum(d.nbuffer + d.narena for d in self.datas)
         mirrors = [*self._model.values(), *self._data.values()]
-        torch_bytes = sum(2 * m.tensor.numel() * m.tensor.element_size() + m._host.nbytes for m in mirrors)
+        torch_bytes = sum(2 * m.tensor.numel() * m.tensor.element_size() + m.host.nbytes for m in mirrors)
         twin = self._twin.data_bytes() if self._twin is not None else 0
         return host + torch_bytes + self._jacobian.nbytes + twin
 

@@ -15,13 +15,14 @@ class SimSettings(Bounded):
 
     BOUNDS = bounds(backend=BACKENDS, threads=">= 1", nconmax=">= 1", njmax=">= 1", solver_iterations=">= 1")
 
-    backend: str
-    """mjwarp (MuJoCo Warp), mujoco (C MuJoCo, CPU only) or auto: mujoco on a CPU, mjwarp on CUDA."""
-    threads: int | None
-    """Threads stepping the C MuJoCo worlds; null: every core."""
     nconmax: int
     """Contacts allocated per world (pooled across worlds); MuJoCo Warp only."""
     njmax: int
     """Constraint rows allocated per world; memory is linear in it. MuJoCo Warp only."""
     solver_iterations: int
     """Newton solver iterations per physics step."""
+    # The two below have defaults so that configs saved in checkpoints before they existed load.
+    backend: str = "auto"
+    """mjwarp (MuJoCo Warp), mujoco (C MuJoCo, CPU only) or auto: mujoco on a CPU, mjwarp on CUDA."""
+    threads: int | None = None
+    """Threads stepping the C MuJoCo worlds; null: every core."""
