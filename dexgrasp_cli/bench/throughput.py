@@ -1,11 +1,12 @@
 """Env throughput: env-steps/s of DextrahEnv stepping random actions, with and without cameras.
 
-Each configuration (physics backend, world count, rendered images, resolution) builds its own env, steps
-``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it is timed and
-reported separately), then times ``steps`` full steps (physics, rendering, observations) and
-``steps`` renders alone. The ratio column is each row's env-steps/s over the first row's, measured
-in the same run. Only figures from a GPU say anything absolute; CPU figures are machine-dependent.
-"""
+Each configuration (physics backend, world count, rendered images, resolution) builds its own env,
+steps ``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it is
+timed and reported separately), then times ``steps`` full steps (physics, rendering,
+observations), ``steps`` physics steps alone (the backend's step, without the task) and ``steps``
+renders alone. Ratios compare rows of the same run: each row's env-steps/s over the first row's,
+and over the first backend's row of the same case. Only figures from a GPU say anything
+absolute; CPU figures are machine-dependent."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ GPU_WORLDS = (1024, 4096, 8192)
 IMAGE_MODES = {"none": (), "depth": ("depth",), "depth+rgb": ("depth", "rgb")}
 DEFAULT_RESOLUTIONS = ("160x120", "320x240")
 WARMUP_STEPS = 5
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def run_throughput(
                 console.print(f"  first step (kernel compile or cache load): {first_step_s:.2f} s")
         console.print(f"  timing {steps} steps ...")
         elapsed = _timed(env.device, [functools.partial(env.step, actions) for actions in batch])
+        physics_s = _timed(env.device, [functools.partial(env.sim.step, case_settings.decimation)] * steps)
         row = {
             "backend": env.sim.name,
             "worlds": case.worlds,
@@ -110,6 +112,7 @@ def run_throughput(
             "seconds": elapsed,
             "env_steps_per_s": case.worlds * steps / elapsed,
             "ms_per_step": 1e3 * elapsed / steps,
+            "physics_ms": 1e3 * physics_s / steps,
             "build_s": build_s,
             "overflow_resets": env.overflow_resets,
         }
@@ -123,8 +126,11 @@ def run_throughput(
         rows.append(row)
         del env, batch
     base = rows[0]["env_steps_per_s"]
+    same_case = {(r["worlds"], r["images"], r["resolution"]): r for r in rows if r["backend"] == rows[0]["backend"]}
     for row in rows:
         row["ratio_vs_first"] = row["env_steps_per_s"] / base
+        reference = same_case[row["worlds"], row["images"], row["resolution"]]
+        row["ratio_vs_first_backend"] = row["env_steps_per_s"] / reference["env_steps_per_s"]
     return {
         "benchmark": "throughput",
         "device": device,
@@ -139,10 +145,13 @@ def run_throughput(
 
 def throughput_table(result: dict) -> Table:
     table = Table(title=f"dexgrasp bench: env throughput on {result['device']} (random actions)")
-    for name in ("backend", "worlds", "images", "res", "env-steps/s", "ms/step", "x vs first row",
+    rows = result["results"]
+    backends = list(dict.fromkeys(row["backend"] for row in rows))
+    vs_backend = [f"x vs {backends[0]}"] if len(backends) > 1 else []
+    for name in ("backend", "worlds", "images", "res", "env-steps/s", "ms/step", "physics ms", "x vs first row", *vs_backend,
                  "render ms", "frames/s", "render MiB/world", "overflow resets"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("backend", "images", "res") else "right")
-    for row in result["results"]:
+    for row in rows:
         renders = "render_ms" in row
         table.add_row(
             row["backend"],
@@ -151,7 +160,9 @@ def throughput_table(result: dict) -> Table:
             row["resolution"] or "-",
             f"{row['env_steps_per_s']:,.1f}",
             f"{row['ms_per_step']:,.2f}",
+            f"{row['physics_ms']:,.2f}",
             f"{row['ratio_vs_first']:.2f}",
+            *([f"{row['ratio_vs_first_backend']:.2f}"] if vs_backend else []),
             f"{row['render_ms']:,.2f}" if renders else "-",
             f"{row['frames_per_s']:,.1f}" if renders else "-",
             f"{row['render_bytes_per_world'] / 2**20:,.3f}" if renders else "-",

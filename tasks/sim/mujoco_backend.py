@@ -41,6 +41,13 @@ _STEPPED_FIELDS = ("qpos", "qvel", *POSE_FIELDS)
 _SPLIT_AXES = {"xmat": (3, 3), "geom_xmat": (3, 3), "geom_aabb": (2, 3)}
 
 
+def default_threads() -> int:
+    """The cores this process may use, shared with the other processes torchrun started on this
+    machine (a layout's replicas would otherwise each run a thread per core)."""
+    cores = len(os.sched_getaffinity(0))
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 class _Mirror:
     """One field of every world as an (N, ...) torch tensor, and the host values it last agreed with.
 
@@ -111,7 +118,7 @@ class MujocoSim(Sim):
         self.models = [copy.copy(mjm) for _ in range(self.num_worlds)]  # deep copies
         self.datas = [mujoco.MjData(m) for m in self.models]
         self._scratch = mujoco.MjData(mjm)  # set_const's workspace, so the worlds' state stays
-        self._threads = min(settings.threads or os.cpu_count() or 1, self.num_worlds)
+        self._threads = min(settings.threads or default_threads(), self.num_worlds)
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="mujoco")
         self._model = {
             name: _Mirror(name, [getattr(m, name) for m in self.models],

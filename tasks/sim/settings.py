@@ -25,4 +25,5 @@ class SimSettings(Bounded):
     backend: str = "auto"
     """mjwarp (MuJoCo Warp), mujoco (C MuJoCo, CPU only) or auto: mujoco on a CPU, mjwarp on CUDA."""
     threads: int | None = None
-    """Threads stepping the C MuJoCo worlds; null: every core."""
+    """Threads stepping the C MuJoCo worlds; null: this process's share of the cores (its cores over
+    the processes torchrun started on this machine)."""

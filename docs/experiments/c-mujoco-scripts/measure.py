@@ -38,7 +38,6 @@ def timeit(name, fn, steps=60, warm=5):
 base = [(d.qpos.copy(), d.qvel.copy()) for d in datas]
 def restore():
     for d, (q, v) in zip(datas, base):
-        mujoco.mj_resetData(models[0], d) if False else None
         d.qpos[:] = q; d.qvel[:] = v
 
 # (ii) own threads
