@@ -7,10 +7,12 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from dexgrasp_cli.checks import check_backend
 from dexgrasp_cli.config import section_from_tree
 from dexgrasp_cli.errors import UsageError
+from dexgrasp_cli.evaluate import run_eval
 
 from dexgrasp_assets.objects import procedural_objects
 from dexgrasp_tasks.dextrah.adr import ADR
@@ -128,3 +130,15 @@ def test_the_reordered_substeps_are_mj_step(settings):
     np.testing.assert_array_equal(sim.datas[2].qvel, data.qvel)
     mujoco.mj_kinematics(model, data)
     np.testing.assert_array_equal(sim.site_xpos[2].numpy(), data.site_xpos.astype(np.float32))
+
+
+def test_the_scripted_grasp_succeeds_as_often_on_both_backends(settings):
+    """The same 32 first episodes at ADR level 0 (palm-pose actions, the default): 23 of 32 on C
+    MuJoCo and 22 on MuJoCo Warp measured; the issue allows 2 episodes of difference."""
+    successes = {}
+    for backend in ("mujoco", "mjwarp"):
+        backend_settings = dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, backend=backend))
+        result = run_eval(backend_settings, num_envs=32, episodes=32, device="cpu", seed=0, adr_level=0, console=Console(quiet=True))
+        successes[backend] = round(result["success_rate_episode"] * 32)
+    assert min(successes.values()) >= 16, successes  # the grasp works at all on both
+    assert abs(successes["mujoco"] - successes["mjwarp"]) <= 2, successes
