@@ -1,7 +1,8 @@
-"""Learning evidence (slow, CI skips it): in a fixed number of iterations (about 14 minutes each on
-2 cores), a state teacher on CPU learns to reach on the paper's task, and to lift from grasp starts.
+"""Learning evidence (slow, CI skips it): in a fixed number of iterations (about 3 and 7 minutes on
+2 cores with C MuJoCo), a state teacher on CPU learns to reach on the paper's task, and to lift from
+grasp starts.
 
-Run them with ``.venv/bin/python -m pytest -m slow tests/test_learning.py -s`` (about 30 minutes).
+Run them with ``.venv/bin/python -m pytest -m slow tests/test_learning.py -s`` (about 10 minutes).
 The reach run by hand (its curve is in metrics.jsonl; the lift run adds GRASP_STARTS):
 
     dexgrasp train-teacher --modality state --num-envs 64 --max-iterations 350 --run-dir runs/learning \\
@@ -40,10 +41,12 @@ SMALL_STATE_TEACHER = [
 GRASP_STARTS = ["task.grasp_start_fraction=1.0", "task.objects.count=1", "task.episode_length=200",
                 "task.adr.ranges.lift_weight.init=[20.0,20.0]"]  # fmt: skip
 NUM_ENVS = 64
-# Iterations, not minutes, so the outcome does not depend on the machine's load: about 14 minutes
-# each on a 2-core machine (the runs in docs/experiments/learning-on-cpu.md made 387 and 313).
+# Iterations, not minutes, so the outcome does not depend on the machine's load. On MuJoCo Warp
+# 350 and 300 iterations took about 14 minutes each; C MuJoCo steps 4-5x as fast, and the lift
+# test spends that on more experience: its box leaves the table from about iteration 650
+# (docs/experiments/learning-on-cpu.md).
 REACH_ITERATIONS = 350
-LIFT_ITERATIONS = 300
+LIFT_ITERATIONS = 800
 
 
 def whole_episode_means(curve: list[dict], count: int) -> dict:
@@ -102,5 +105,6 @@ def test_state_teacher_learns_to_reach_on_cpu(tmp_path):
 @pytest.mark.slow
 def test_state_teacher_learns_to_lift_from_grasp_starts_on_cpu(tmp_path):
     first, last = first_and_last_episodes(train(tmp_path, GRASP_STARTS, LIFT_ITERATIONS))
-    assert last["lift"] > 1.25 * first["lift"]
-    assert last["lift_height"] > 0.05  # m: carried, not tilted
+    # Measured: lift return 76.0 -> 1,636.8, highest lift 0.6 -> 47.0 cm on average.
+    assert last["lift"] > 4.0 * first["lift"]
+    assert last["lift_height"] > 0.15  # m: carried off the table, not tilted

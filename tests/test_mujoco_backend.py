@@ -9,12 +9,11 @@ import pytest
 import torch
 from rich.console import Console
 
+from dexgrasp_assets.objects import procedural_objects
 from dexgrasp_cli.checks import check_backend
 from dexgrasp_cli.config import section_from_tree
 from dexgrasp_cli.errors import UsageError
 from dexgrasp_cli.evaluate import run_eval
-
-from dexgrasp_assets.objects import procedural_objects
 from dexgrasp_tasks.dextrah.adr import ADR
 from dexgrasp_tasks.dextrah.env import DextrahEnv
 from dexgrasp_tasks.dextrah.randomization import PHYSICS_PARAMS, PhysicsRandomizer

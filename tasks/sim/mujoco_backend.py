@@ -187,7 +187,9 @@ class MujocoSim(Sim):
 
     def forward_kinematics(self) -> None:
         self._push()
-        self._run(np.flatnonzero(self._unforwarded), 0)
+        worlds = np.flatnonzero(self._unforwarded)
+        if len(worlds):  # the others' poses already describe their state
+            self._run(worlds, 0)
 
     def jacobian(self, body: int, points: torch.Tensor) -> torch.Tensor:
         jac = self._jacobian
