@@ -73,9 +73,10 @@ def bench_command(
         if mode not in IMAGE_MODES:
             raise UsageError(f"unknown --images {mode!r}; accepted: {', '.join(IMAGE_MODES)}")
     settings = load_settings(overrides)
+    option = "--backend" if backends else "task.sim.backend"  # the error names what the user set
     backends = list(dict.fromkeys(backends or [settings.sim.backend]))
     for backend in backends:
-        check_backend(backend, device, "--backend")
+        check_backend(backend, device, option)
     resolutions = [with_resolution(settings, r).cameras.resolution for r in (res or DEFAULT_RESOLUTIONS)]
     cases = bench_cases(counts, modes, resolutions, backends)
     for case in cases:
