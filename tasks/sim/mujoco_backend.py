@@ -2,7 +2,7 @@
 
 Each world has its own MjModel (its object mesh and randomized parameters) and MjData. MuJoCo's
 Python bindings release the GIL inside ``mj_step``, so a persistent pool of threads, each
-stepping a fixed slice of the worlds, runs the physics in parallel; this measured as fast as
+taking the next world not yet stepped, runs the physics in parallel; this measured as fast as
 ``mujoco.rollout`` and, unlike it, keeps each world's solver warm start and poses in its MjData.
 
 The task sees float32 torch tensors (see ``Sim``); the worlds hold float64. Each field is
