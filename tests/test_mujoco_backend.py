@@ -33,6 +33,11 @@ OBJECT_IDS = np.array([0, 5, 1, 6])
 NUM_OBJECTS = 7
 
 
+def _on_backend(settings, backend: str, **sim) -> TaskSettings:
+    """``settings`` with ``task.sim.backend`` (and any other sim fields given) replaced."""
+    return dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, backend=backend, **sim))
+
+
 def _randomized(sim_class, settings, objects):
     """WORLDS worlds with different objects and physics parameters drawn at ADR level 50."""
     mjm, catalog = build_scene(objects)
@@ -74,8 +79,7 @@ def test_c_mujoco_trajectories_do_not_depend_on_threads(settings):
     """The whole task (resets, ADR-level-50 randomization, disturbances) on 1 and on 3 threads."""
     runs = []
     for threads in (1, 3):
-        sim = dataclasses.replace(settings.sim, backend="mujoco", threads=threads)
-        env = DextrahEnv(dataclasses.replace(settings, sim=sim), num_envs=4, objects=procedural_objects(NUM_OBJECTS, seed=0))
+        env = DextrahEnv(_on_backend(settings, "mujoco", threads=threads), num_envs=4, objects=procedural_objects(NUM_OBJECTS, seed=0))
         env.adr.set_level(settings.adr.num_levels)
         env.reset()
         gen = torch.Generator().manual_seed(0)
@@ -88,8 +92,7 @@ def test_cameras_see_the_c_mujoco_state(settings):
     """MuJoCo Warp renders the C backend's worlds: the same reset looks the same on both backends."""
     depth = {}
     for backend in ("mjwarp", "mujoco"):
-        env_settings = dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, backend=backend))
-        env = DextrahEnv(env_settings, num_envs=2, objects=procedural_objects(2, seed=0), images=("depth",))
+        env = DextrahEnv(_on_backend(settings, backend), num_envs=2, objects=procedural_objects(2, seed=0), images=("depth",))
         assert env.sim.name == backend
         env.step(torch.zeros(2, env.num_actions))
         depth[backend] = env.observations()["depth"].float()
@@ -136,8 +139,7 @@ def test_the_scripted_grasp_succeeds_as_often_on_both_backends(settings):
     MuJoCo and 22 on MuJoCo Warp measured; the issue allows 2 episodes of difference."""
     successes = {}
     for backend in ("mujoco", "mjwarp"):
-        backend_settings = dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, backend=backend))
-        result = run_eval(backend_settings, num_envs=32, episodes=32, device="cpu", seed=0, adr_level=0, console=Console(quiet=True))
+        result = run_eval(_on_backend(settings, backend), num_envs=32, episodes=32, device="cpu", seed=0, adr_level=0, console=Console(quiet=True))
         successes[backend] = round(result["success_rate_episode"] * 32)
     assert min(successes.values()) >= 16, successes  # the grasp works at all on both
     assert abs(successes["mujoco"] - successes["mjwarp"]) <= 2, successes
