@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from dexgrasp_tasks.dextrah import palm_ik
 from dexgrasp_tasks.dextrah.actions import HAND_SYNERGIES
 from dexgrasp_tasks.dextrah.env import NUM_ARM_JOINTS, DextrahEnv
 from dexgrasp_tasks.dextrah.rotations import euler_zyx_to_matrix, matrix_to_euler_zyx
@@ -61,6 +62,18 @@ def test_palm_pose_reaches_the_pose_its_bounds_give(palm_env, settings):
     relative = euler_zyx_to_matrix(want_angles).transpose(1, 2) @ env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
     angle = torch.arccos(((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
     assert (angle < math.radians(4)).all(), angle
+
+
+def test_the_ik_solves_on_a_cpu_agree_with_torch():
+    """The palm IK's batched solve through numpy (its CPU path) gives torch.linalg.solve's answer."""
+    gen = torch.Generator().manual_seed(0)
+    jac = torch.randn(64, 6, NUM_ARM_JOINTS, generator=gen)
+    gram = jac @ jac.transpose(1, 2) + palm_ik.DAMPING**2 * torch.eye(6)
+    rhs = torch.randn(64, 6, 1, generator=gen)
+    solved = palm_ik._solve(gram, rhs)
+    assert solved.dtype == torch.float32 and solved.shape == rhs.shape
+    torch.testing.assert_close(solved, torch.linalg.solve(gram, rhs), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gram @ solved, rhs, rtol=1e-4, atol=1e-4)
 
 
 def test_hand_synergies_are_orthonormal():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -57,4 +58,13 @@ def _damped_least_squares(jac: torch.Tensor, error: torch.Tensor) -> torch.Tenso
     """(N, A) joint step that best reduces the (N, 6) pose error through (N, 6, A) Jacobians."""
     eye = torch.eye(jac.shape[1], device=jac.device)
     gram = jac @ jac.transpose(1, 2) + DAMPING**2 * eye
-    return (jac.transpose(1, 2) @ torch.linalg.solve(gram, error[..., None]))[..., 0]
+    return (jac.transpose(1, 2) @ _solve(gram, error[..., None]))[..., 0]
+
+
+def _solve(matrices: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.solve`` of a batch of small systems. On a CPU numpy solves them instead: torch
+    hands the batch to its OpenMP threads, which then spin for milliseconds waiting for more work,
+    on the cores where the C MuJoCo backend's threads step the worlds next (docs/physics.md)."""
+    if matrices.device.type != "cpu":
+        return torch.linalg.solve(matrices, rhs)
+    return torch.from_numpy(np.linalg.solve(matrices.numpy(), rhs.numpy()))
