@@ -68,7 +68,8 @@ class _Mirror:
         self.host[world] = self.views[world]
 
     def fill_all(self) -> None:
-        np.stack(self.views, out=self.host)
+        # One concatenate into the (N * rows, ...) host: np.stack adds an axis to every view first.
+        np.concatenate(self.views, out=self.host.reshape(-1, *self.host.shape[2:]))
 
     def pull(self) -> None:
         self.tensor.copy_(torch.from_numpy(self.host).view(self.tensor.shape))
@@ -140,6 +141,7 @@ class MujocoSim(Sim):
         self._njmax = settings.njmax
         self._overflowed = np.zeros(self.num_worlds, dtype=bool)
         self._jacobian = np.zeros((self.num_worlds, 6, mjm.nv))
+        self._warnings = [d.warning.number for d in self.datas]  # views: fetching one costs 0.5 us
         self._twin_args = (mjm, catalog, object_ids, device, settings)
         self._twin: MjwSim | None = None
         self._place_objects(catalog, object_ids)
@@ -223,7 +225,7 @@ class MujocoSim(Sim):
     def corrupted_worlds(self) -> torch.Tensor:
         """(N,) bool: worlds with a corrupting warning (see CORRUPTING_WARNINGS) or more than njmax
         constraint rows since their reset."""
-        counts = np.stack([d.warning.number for d in self.datas])[:, CORRUPTING_WARNINGS]
+        counts = np.stack(self._warnings)[:, CORRUPTING_WARNINGS]
         return torch.from_numpy(counts.any(1) | self._overflowed)
 
     def data_bytes(self) -> int:
