@@ -2,10 +2,11 @@
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
-from dexgrasp_tasks.dextrah.rng import Stream, _i64, _mix, normal, uniform
+from dexgrasp_tasks.dextrah.rng import Stream, _chain, _i64, _mix, _seed_key, normal, uniform
 
 WORLDS, N = 1000, 100  # 1e5 samples
 IDS = torch.arange(WORLDS, dtype=torch.int64)
@@ -30,6 +31,18 @@ def test_mix_matches_splitmix64_reference():
     xs = [rnd.getrandbits(64) for _ in range(4096)]
     got = _mix(torch.tensor([_i64(x) for x in xs], dtype=torch.int64))
     assert got.tolist() == [_i64(ref(x)) for x in xs]
+
+
+def test_numpy_chain_on_a_cpu_matches_torch_chain():
+    """The CPU draws hash with numpy; torch's operators, which CUDA uses, must give the same bits,
+    over the whole int64 range of ids and counters."""
+    gen = torch.Generator().manual_seed(1)
+    ids, ctr = (torch.randint(-(2**63), 2**63 - 1, (500,), generator=gen) for _ in range(2))
+    for seed, stream in ((0, 1), (2**63 - 1, 5), (-3, 3 * 2**32)):
+        key = _seed_key(seed)
+        numpy_bits = _chain(ids.numpy(), ctr.numpy(), key, stream, np.arange(17, dtype=np.int64))
+        torch_bits = _chain(ids, ctr, key, stream, torch.arange(17))
+        assert torch.equal(torch.from_numpy(numpy_bits), torch_bits)
 
 
 def test_uniform_range_mean_variance():

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 from enum import IntEnum
+from typing import TypeVar
 
+import numpy as np
 import torch
 
 
@@ -45,14 +47,15 @@ _GOLDEN = _i64(0x9E3779B97F4A7C15)
 _M1 = _i64(0xBF58476D1CE4E5B9)
 _M2 = _i64(0x94D049BB133111EB)
 _MAX_STREAM = 1 << 32  # normal() derives its two uniform streams above this
+Ints = TypeVar("Ints", np.ndarray, torch.Tensor)  # int64 values the hash runs on
 
 
-def _shr(z: torch.Tensor, s: int) -> torch.Tensor:
-    """Logical right shift: torch's >> on int64 is arithmetic, so clear the copied sign bits."""
+def _shr(z: Ints, s: int) -> Ints:
+    """Logical right shift: >> on int64 (torch's and numpy's) is arithmetic, so clear the copied sign bits."""
     return (z >> s) & ((1 << (64 - s)) - 1)
 
 
-def _mix(z: torch.Tensor) -> torch.Tensor:
+def _mix(z: Ints) -> Ints:
     """splitmix64 finalizer: a bijection on 64 bits with full avalanche (products wrap)."""
     z = (z ^ _shr(z, 30)) * _M1
     z = (z ^ _shr(z, 27)) * _M2
@@ -70,10 +73,25 @@ def _bits(
     """(len(world_ids), n) int64 hashes, chaining one mix per input so each is injective."""
     ids = torch.as_tensor(world_ids, dtype=torch.int64, device=device)
     ctr = torch.as_tensor(counter, dtype=torch.int64, device=ids.device).expand_as(ids)
-    h = _mix(torch.full_like(ids, _i64(seed)) + _GOLDEN)
-    for part in (ids, ctr, stream):
+    key = _seed_key(seed)
+    if ids.device.type == "cpu":
+        # numpy's int64 operators wrap alike, so the bits are the same, and on the few thousand
+        # numbers most draws are a call costs half of torch's or less (docs/physics.md).
+        elements = np.arange(n, dtype=np.int64)
+        return torch.from_numpy(_chain(ids.numpy(), ctr.numpy(), key, stream, elements))
+    return _chain(ids, ctr, key, stream, torch.arange(n, dtype=torch.int64, device=ids.device))
+
+
+def _seed_key(seed: int) -> int:
+    """The chain's first link, the same for every world: the mix of the seed."""
+    return int(_mix(np.array([_i64(seed)], dtype=np.int64) + _GOLDEN)[0])
+
+
+def _chain(ids: Ints, ctr: Ints, key: int, stream: int, elements: Ints) -> Ints:
+    """The hash chain on numpy arrays or torch tensors alike: it uses their operators only."""
+    h = _mix((ids ^ key) + _GOLDEN)
+    for part in (ctr, stream):
         h = _mix((h ^ part) + _GOLDEN)
-    elements = torch.arange(n, dtype=torch.int64, device=ids.device)
     return _mix((h[:, None] ^ elements) + _GOLDEN)
 
 

@@ -59,7 +59,6 @@ class _Mirror:
         self.views = views  # each world's array, sharing the MjModel's or MjData's memory
         shape = views[0].shape[:-1] + _SPLIT_AXES[name] if name in _SPLIT_AXES else views[0].shape
         self.tensor = torch.zeros((len(views), *shape), dtype=dtype)
-        self.synced = self.tensor.clone()
         self.host = np.zeros((len(views), *views[0].shape), dtype=views[0].dtype)
         self.fill_all()
         self.pull()
@@ -73,23 +72,24 @@ class _Mirror:
 
     def pull(self) -> None:
         self.tensor.copy_(torch.from_numpy(self.host).view(self.tensor.shape))
-        self.synced.copy_(self.tensor)
         self._version = self.tensor._version
 
     def push(self) -> np.ndarray:
         """Write the rows the task changed into their worlds; returns the (N,) changed mask."""
         if self.tensor._version == self._version:  # no in-place write since: skip comparing rows
             return np.zeros(len(self.views), dtype=bool)
-        changed = (self.tensor != self.synced).flatten(1).any(1)
-        worlds = changed.nonzero()[:, 0]
+        changed = (self.tensor != self._host_as_tensor()).flatten(1).any(1).numpy()
+        worlds = np.flatnonzero(changed)
         if len(worlds):
-            rows = self.tensor[worlds]
-            for w, row in zip(worlds.tolist(), rows.numpy()):
-                self.views[w][...] = row.reshape(self.views[w].shape)
-                self.host[w] = self.views[w]
-            self.synced[worlds] = rows
+            self.host[worlds] = self.tensor[worlds].numpy().reshape(len(worlds), *self.host.shape[1:])
+            for w in worlds.tolist():
+                self.views[w][...] = self.host[w]
         self._version = self.tensor._version
-        return changed.numpy()
+        return changed
+
+    def _host_as_tensor(self) -> torch.Tensor:
+        """The host values as the tensor holds them after a pull (what the task's writes differ from)."""
+        return torch.from_numpy(self.host).view(self.tensor.shape).to(self.tensor.dtype)
 
 
 class MujocoSim(Sim):
