@@ -13,6 +13,7 @@ Callers advance `counter` (e.g. a per-world reset or step count) to get fresh nu
 
 from __future__ import annotations
 
+import functools
 import math
 from enum import IntEnum
 from typing import TypeVar
@@ -82,6 +83,7 @@ def _bits(
     return _chain(ids, ctr, key, stream, torch.arange(n, dtype=torch.int64, device=ids.device))
 
 
+@functools.cache  # a run draws with one or a few seeds
 def _seed_key(seed: int) -> int:
     """The chain's first link, the same for every world: the mix of the seed."""
     return int(_mix(np.array([_i64(seed)], dtype=np.int64) + _GOLDEN)[0])

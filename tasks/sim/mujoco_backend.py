@@ -71,14 +71,15 @@ class _Mirror:
         np.concatenate(self.views, out=self.host.reshape(-1, *self.host.shape[2:]))
 
     def pull(self) -> None:
-        self.tensor.copy_(torch.from_numpy(self.host).view(self.tensor.shape))
+        self.tensor.copy_(self._host_view())  # rounds to the tensor's dtype
         self._version = self.tensor._version
 
     def push(self) -> np.ndarray:
         """Write the rows the task changed into their worlds; returns the (N,) changed mask."""
         if self.tensor._version == self._version:  # no in-place write since: skip comparing rows
             return np.zeros(len(self.views), dtype=bool)
-        changed = (self.tensor != self._host_as_tensor()).flatten(1).any(1).numpy()
+        # Against the host values rounded as a pull rounds them, so an untouched row compares equal.
+        changed = (self.tensor != self._host_view().to(self.tensor.dtype)).flatten(1).any(1).numpy()
         worlds = np.flatnonzero(changed)
         if len(worlds):
             self.host[worlds] = self.tensor[worlds].numpy().reshape(len(worlds), *self.host.shape[1:])
@@ -87,9 +88,9 @@ class _Mirror:
         self._version = self.tensor._version
         return changed
 
-    def _host_as_tensor(self) -> torch.Tensor:
-        """The host values as the tensor holds them after a pull (what the task's writes differ from)."""
-        return torch.from_numpy(self.host).view(self.tensor.shape).to(self.tensor.dtype)
+    def _host_view(self) -> torch.Tensor:
+        """The host values in the tensor's shape, sharing their memory (float64 where the worlds are)."""
+        return torch.from_numpy(self.host).view(self.tensor.shape)
 
 
 class MujocoSim(Sim):
