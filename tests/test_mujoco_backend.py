@@ -1,6 +1,5 @@
 """The C MuJoCo backend against MuJoCo Warp, and its independence from the thread count."""
 
-import copy
 import dataclasses
 
 import mujoco
@@ -117,21 +116,27 @@ def test_the_c_backend_on_a_gpu_is_a_usage_error():
     check_backend("mjwarp", "cpu")  # MuJoCo Warp keeps working on a CPU
 
 
-def test_the_reordered_substeps_are_mj_step(settings):
-    """MujocoSim runs each substep as mj_step2 then mj_step1 of the new state; plain mj_step on a
-    copy of a world, given the same float32 controls, must end in the same bits."""
+def test_a_world_of_the_batch_is_plain_mj_step(settings):
+    """MujocoSim steps its worlds in a persistent ``mujoco.batch.Batch``, each substep ending in
+    mj_step1 of the new state: plain mj_step on a copy of one world, given the same float32
+    controls, must end in the same bits, and its mj_jac must be the backend's Jacobian."""
     sim = _randomized(MujocoSim, settings, procedural_objects(NUM_OBJECTS, seed=0))
-    model, data = copy.copy(sim.models[2]), copy.copy(sim.datas[2])
+    model, data = sim._batch.get_model(2), sim._batch.get_data(2)
     for step in range(20):
         sim.ctrl[:] = torch.as_tensor(_controls(step), dtype=torch.float32)
         sim.step(2)
         data.ctrl[:] = sim.ctrl[2].double().numpy()
         for _ in range(2):
             mujoco.mj_step(model, data)
-    np.testing.assert_array_equal(sim.datas[2].qpos, data.qpos)
-    np.testing.assert_array_equal(sim.datas[2].qvel, data.qvel)
-    mujoco.mj_kinematics(model, data)
+    np.testing.assert_array_equal(sim._batch.bind("qpos")[2], data.qpos)
+    np.testing.assert_array_equal(sim._batch.bind("qvel")[2], data.qvel)
+    mujoco.mj_forward(model, data)
     np.testing.assert_array_equal(sim.site_xpos[2].numpy(), data.site_xpos.astype(np.float32))
+    palm, point = model.body("palm").id, data.site_xpos[0]
+    jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    mujoco.mj_jac(model, data, jacp, jacr, point, palm)
+    jacobian = sim.jacobian(palm, torch.as_tensor(np.tile(point, (WORLDS, 1)), dtype=torch.float32))[2].numpy()
+    np.testing.assert_allclose(jacobian, np.concatenate([jacp, jacr]).astype(np.float32), rtol=0, atol=1e-6)
 
 
 def test_the_scripted_grasp_succeeds_as_often_on_both_backends(settings):
