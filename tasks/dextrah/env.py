@@ -106,7 +106,7 @@ class DextrahEnv:
         self.action_space = make_action_space(self, settings.actions)
         self.num_actions = self.action_space.num_actions
         self.goal = torch.tensor(settings.goal, dtype=f32, device=dev)
-        self.hand_point_sites = [mjm.site(name).id for name in HAND_POINT_SITES]
+        self.hand_point_sites = torch.tensor([mjm.site(name).id for name in HAND_POINT_SITES], device=dev)
         self.palm_body = mjm.body("palm").id
         joint_friction = [settings.arm_joint_friction] * NUM_ARM_JOINTS + [
             settings.hand_joint_friction
@@ -240,7 +240,7 @@ class DextrahEnv:
     # ------------------------------------------------------------------ state
     def hand_points(self) -> torch.Tensor:
         """(N, 5, 3) palm centre and the four fingertips."""
-        return self.sim.site_xpos[:, self.hand_point_sites]
+        return self.sim.site_xpos.index_select(1, self.hand_point_sites)  # a copy: physics overwrites site_xpos
 
     def object_pose(self) -> torch.Tensor:
         """(N, 7) object position and (w, x, y, z) orientation."""

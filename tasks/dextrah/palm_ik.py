@@ -47,10 +47,12 @@ def arm_joint_targets(
     ], dim=-1)  # fmt: skip
     jacobian, q = env.sim.jacobian(env.palm_body, palm)[:, :, arm], env.sim.qpos[:, arm]
     dq = _damped_least_squares(jacobian, error)
-    # Joints pressed against a limit cannot help: solve again without them.
+    # Joints pressed against a limit cannot help: solve again without them. Where no joint is
+    # blocked the second solve would repeat the first bit for bit, so it is skipped.
     low, high = env.joint_low[arm], env.joint_high[arm]
     blocked = ((q <= low + LIMIT_MARGIN) & (dq < 0)) | ((q >= high - LIMIT_MARGIN) & (dq > 0))
-    dq = _damped_least_squares(jacobian * ~blocked[:, None, :], error)
+    if bool(blocked.any()):
+        dq = _damped_least_squares(jacobian * ~blocked[:, None, :], error)
     return q + dq
 
 

@@ -67,9 +67,14 @@ class _Mirror:
         np.copyto(self._tensor_values, self.host, casting="same_kind")  # rounds to the tensor's dtype
         self._version = self.tensor._version
 
+    @property
+    def touched(self) -> bool:
+        """Whether the task wrote into the tensor in place since the last pull or push."""
+        return self.tensor._version != self._version
+
     def push(self) -> np.ndarray:
         """Write the rows the task changed into their worlds; returns the (N,) changed mask."""
-        if self.tensor._version == self._version:  # no in-place write since: skip comparing rows
+        if not self.touched:  # no in-place write since: skip comparing rows
             return np.zeros(len(self.host), dtype=bool)
         # Against the host values rounded as a pull rounds them, so an untouched row compares equal.
         differs = self._tensor_values != self.host.astype(self._tensor_values.dtype)
@@ -148,9 +153,10 @@ class MujocoSim(Sim):
     def _push(self) -> None:
         """Write the task's changes of model parameters and state into the worlds."""
         for mirror in self._model.values():
-            changed = mirror.push()
-            self._mass_changed |= changed
-            self._unforwarded |= changed
+            if mirror.touched:  # most steps write no model parameter
+                changed = mirror.push()
+                self._mass_changed |= changed
+                self._unforwarded |= changed
         for name in ("qpos", "qvel"):
             self._unforwarded |= self._data[name].push()
         for name in ("ctrl", "xfrc_applied"):  # read by mj_step2 only
