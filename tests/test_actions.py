@@ -76,6 +76,42 @@ def test_the_ik_solves_on_a_cpu_agree_with_torch():
     torch.testing.assert_close(gram @ solved, rhs, rtol=1e-4, atol=1e-4)
 
 
+def _damped_least_squares_float64(jac: np.ndarray, error: np.ndarray) -> np.ndarray:
+    gram = jac @ jac.transpose(0, 2, 1) + palm_ik.DAMPING**2 * np.eye(6)
+    return (jac.transpose(0, 2, 1) @ np.linalg.solve(gram, error[..., None]))[..., 0]
+
+
+@pytest.mark.parametrize("at_limits", [False, True])
+def test_arm_joints_at_a_limit_sit_out_the_palm_ik(palm_env, at_limits):
+    """A joint at a limit that the first solve pushes further keeps its position, and the others
+    solve for the pose without it; away from the limits one solve is the answer. Against damped
+    least squares in float64."""
+    env, arm = palm_env, slice(0, NUM_ARM_JOINTS)
+    env.reset()
+    if at_limits:  # every arm joint at one of its limits, alternately low and high
+        at_low = (torch.arange(NUM_ARM_JOINTS) % 2 == 0).expand(2, -1)
+        env.sim.qpos[:, arm] = torch.where(at_low, env.joint_low[arm] + 0.01, env.joint_high[arm] - 0.01)
+        env.sim.forward_kinematics()
+    q = env.sim.qpos[:, arm].clone()
+    palm = env.hand_points()[:, 0]
+    error = torch.tensor([[0.05, -0.05, 0.05], [-0.05, 0.05, -0.05]])  # under the cap, no turn
+    rotation = env.sim.xmat[:, env.palm_body].reshape(-1, 3, 3)
+    targets = palm_ik.arm_joint_targets(env, NUM_ARM_JOINTS, palm + error, rotation, 1.0)
+
+    jac = env.sim.jacobian(env.palm_body, palm)[:, :, arm].double().numpy()
+    pose_error = np.concatenate([error.double().numpy(), np.zeros((2, 3))], axis=1)
+    first = _damped_least_squares_float64(jac, pose_error)
+    low = env.joint_low[arm].double().numpy() + palm_ik.LIMIT_MARGIN
+    high = env.joint_high[arm].double().numpy() - palm_ik.LIMIT_MARGIN
+    q64 = q.double().numpy()
+    blocked = ((q64 <= low) & (first < 0)) | ((q64 >= high) & (first > 0))
+    assert blocked.any() == at_limits
+    expected = _damped_least_squares_float64(jac * ~blocked[:, None, :], pose_error)
+    dq = (targets - q).double().numpy()
+    assert (dq[blocked] == 0).all()
+    np.testing.assert_allclose(dq, expected, rtol=0, atol=2e-6)
+
+
 def test_hand_synergies_are_orthonormal():
     synergies = torch.tensor(HAND_SYNERGIES, dtype=torch.float64)
     torch.testing.assert_close(synergies @ synergies.T, torch.eye(5, dtype=torch.float64), atol=2e-4, rtol=0)
