@@ -6,6 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from mujoco.batch import SimulationError
 from rich.console import Console
 
 from dexgrasp_assets.objects import procedural_objects
@@ -137,6 +138,27 @@ def test_a_world_of_the_batch_is_plain_mj_step(settings):
     mujoco.mj_jac(model, data, jacp, jacr, point, palm)
     jacobian = sim.jacobian(palm, torch.as_tensor(np.tile(point, (WORLDS, 1)), dtype=torch.float32))[2].numpy()
     np.testing.assert_allclose(jacobian, np.concatenate([jacp, jacr]).astype(np.float32), rtol=0, atol=1e-6)
+
+
+def test_a_world_where_mujoco_raises_is_reset_as_corrupted(settings):
+    """mujoco.batch reports the simulations where MuJoCo raised an error and finishes the others:
+    such a world ends its episode like an overflowed one, and its reset clears the flag."""
+    env = DextrahEnv(_on_backend(settings, "mujoco"), num_envs=2, objects=procedural_objects(2, seed=0))
+    batch, step_all = env.sim._batch, env.sim._batch.step
+
+    def raising_in_world_1(ids, **kwargs):
+        step_all(np.array([0]), **kwargs)
+        raise SimulationError(np.array([1]), "raised by the test")
+
+    batch.step = raising_in_world_1
+    before = env.sim.qpos.clone()
+    result = env.step(torch.zeros(2, env.num_actions))
+    del batch.step
+    assert result.info["overflow"].tolist() == [False, True]
+    assert result.truncated.tolist() == [False, True] and not result.terminated.any()
+    assert not torch.equal(env.sim.qpos[0], before[0])
+    assert not env.sim.corrupted_worlds().any()  # world 1 was reset
+    assert np.isfinite(env.step(torch.zeros(2, env.num_actions)).obs["critic"].numpy()).all()
 
 
 def test_the_scripted_grasp_succeeds_as_often_on_both_backends(settings):

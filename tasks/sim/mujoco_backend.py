@@ -224,8 +224,8 @@ class MujocoSim(Sim):
         self._call(self._batch.reset, worlds, stage=mujoco.mjtStage.mjSTAGE_NONE)
         self._corrupted[worlds] = False
         self._unforwarded[worlds] = True
-        for mirror in self._data.values():
-            mirror.pull()
+        for name in STATE_FIELDS:  # the poses follow at the next forward
+            self._data[name].pull()
 
     def corrupted_worlds(self) -> torch.Tensor:
         """(N,) bool: worlds with a corrupting warning (see CORRUPTING_WARNINGS), more than njmax
