@@ -170,11 +170,13 @@ class MujocoSim(Sim):
         except SimulationError as error:
             self._corrupted[error.ids] = True
 
-    def _forward_changed(self) -> None:
+    def _forward_changed(self) -> bool:
+        """Forward the worlds whose state or model changed; returns whether there were any."""
         worlds = np.flatnonzero(self._unforwarded)
         if len(worlds):  # the others' poses already describe their state
             self._call(self._batch.forward, worlds, stage=_VELOCITY_STAGE)
             self._unforwarded[:] = False
+        return len(worlds) > 0
 
     def step(self, substeps: int) -> None:
         self._push()
@@ -187,9 +189,9 @@ class MujocoSim(Sim):
 
     def forward_kinematics(self) -> None:
         self._push()
-        self._forward_changed()
-        for mirror in self._stepped:
-            mirror.pull()
+        if self._forward_changed():  # a forward changes the poses only
+            for name in POSE_FIELDS:
+                self._data[name].pull()
 
     def jacobian(self, body: int, points: torch.Tensor) -> torch.Tensor:
         """mj_jac over the batch: each dof moving ``body`` turns the point about its axis through
