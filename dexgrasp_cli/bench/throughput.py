@@ -1,12 +1,14 @@
 """Env throughput: env-steps/s of DextrahEnv stepping random actions, with and without cameras.
 
-Each configuration (physics backend, world count, rendered images, resolution) builds its own env,
-steps ``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it is
-timed and reported separately), then times ``steps`` full steps (physics, rendering,
+Each configuration (physics backend, world count, rendered images, resolution) builds its own env
+and steps it ``WARMUP_STEPS`` times (the very first step of the process compiles warp kernels; it
+is timed and reported separately). Then it times ``steps`` full steps (physics, rendering,
 observations), ``steps`` physics steps alone (the backend's step, without the task) and ``steps``
-renders alone. Ratios compare rows of the same run: each row's env-steps/s over the first row's,
-and over the first backend's row of the same case. Only figures from a GPU say anything
-absolute; CPU figures are machine-dependent."""
+renders alone. The backends of one case take turns at each of these, ``TIMING_TURNS`` turns each,
+so that the ratio between backends sees the same machine: a CPU's speed here drifts by a third
+within minutes. Ratios compare rows of the same run: each row's env-steps/s over the first row's,
+and over the first backend's row of the same case. Only figures from a GPU say anything absolute;
+CPU figures are machine-dependent."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ GPU_WORLDS = (1024, 4096, 8192)
 IMAGE_MODES = {"none": (), "depth": ("depth",), "depth+rgb": ("depth", "rgb")}
 DEFAULT_RESOLUTIONS = ("160x120", "320x240")
 WARMUP_STEPS = 5
+TIMING_TURNS = 3
 FORMAT_VERSION = 4
 
 
@@ -46,14 +49,14 @@ def default_world_counts(device: str) -> tuple[int, ...]:
 def bench_cases(
     world_counts: list[int], modes: list[str], resolutions: list[str], backends: list[str]
 ) -> list[BenchCase]:
-    """Every backend with every world count and every mode; modes that render run at every resolution."""
-    return [
+    """Every backend with every world count and every mode, each once; modes that render run at every resolution."""
+    return list(dict.fromkeys(
         BenchCase(backend, worlds, mode, res if IMAGE_MODES[mode] else None)
         for backend in backends
         for worlds in world_counts
         for mode in modes
         for res in (resolutions if IMAGE_MODES[mode] else [None])
-    ]
+    ))  # fmt: skip
 
 
 def _timed(device: torch.device, calls: list) -> float:
@@ -66,6 +69,45 @@ def _timed(device: torch.device, calls: list) -> float:
     return time.perf_counter() - t0
 
 
+def _taking_turns(device: torch.device, call_lists: list[list]) -> list[float]:
+    """Seconds each list of calls took, the lists running in ``TIMING_TURNS`` interleaved turns."""
+    seconds = [0.0] * len(call_lists)
+    for turn in range(TIMING_TURNS):
+        for i, calls in enumerate(call_lists):
+            share = slice(turn * len(calls) // TIMING_TURNS, (turn + 1) * len(calls) // TIMING_TURNS)
+            seconds[i] += _timed(device, calls[share])
+    return seconds
+
+
+def _same_case_groups(cases: list[BenchCase]) -> list[list[BenchCase]]:
+    """The cases grouped by everything but the backend, in the order they first appear."""
+    groups: dict[tuple, list[BenchCase]] = {}
+    for case in cases:
+        groups.setdefault((case.worlds, case.images, case.resolution), []).append(case)
+    return list(groups.values())
+
+
+def _ready_env(case: BenchCase, settings: TaskSettings, steps: int, device: str, seed: int,
+               objects: list[ObjectShape] | None, console: Console):  # fmt: skip
+    """The case's env after its warm-up steps, its ``steps`` random actions, its build seconds and
+    the seconds its first step took."""
+    from dexgrasp_tasks.dextrah.env import DextrahEnv
+
+    label = f"{case.worlds} worlds, images {case.images}" + (f" at {case.resolution}" if case.resolution else "")
+    console.print(f"[bold]bench[/] {case.backend}, {label} on {device}: building the scene ...")
+    case_settings = settings.with_camera_resolution(case.resolution) if case.resolution else settings
+    case_settings = dataclasses.replace(case_settings, sim=dataclasses.replace(case_settings.sim, backend=case.backend))
+    t0 = time.perf_counter()
+    env = DextrahEnv(case_settings, case.worlds, device=device, seed=seed, objects=objects, images=IMAGE_MODES[case.images])
+    build_s = time.perf_counter() - t0
+    gen = torch.Generator(device=env.device).manual_seed(seed)
+    actions = [torch.rand(case.worlds, env.num_actions, generator=gen, device=env.device) * 2 - 1 for _ in range(steps)]
+    first_step_s = _timed(env.device, [functools.partial(env.step, actions[0])])
+    for _ in range(WARMUP_STEPS - 1):
+        env.step(actions[0])
+    return env, actions, build_s, first_step_s
+
+
 def run_throughput(
     settings: TaskSettings,
     cases: list[BenchCase],
@@ -76,55 +118,46 @@ def run_throughput(
     console: Console | None = None,
 ) -> dict:
     """Time every case; see the module docstring."""
-    from dexgrasp_tasks.dextrah.env import DextrahEnv
-
     console = console or Console(stderr=True)
-    rows = []
+    by_case: dict[BenchCase, dict] = {}
     first_step_s = None
-    for case in cases:
-        label = f"{case.worlds} worlds, images {case.images}" + (f" at {case.resolution}" if case.resolution else "")
-        console.print(f"[bold]bench[/] {label} on {device}: building the scene ...")
-        case_settings = settings.with_camera_resolution(case.resolution) if case.resolution else settings
-        case_settings = dataclasses.replace(case_settings, sim=dataclasses.replace(case_settings.sim, backend=case.backend))
-        t0 = time.perf_counter()
-        env = DextrahEnv(
-            case_settings, case.worlds, device=device, seed=seed, objects=objects, images=IMAGE_MODES[case.images]
-        )
-        build_s = time.perf_counter() - t0
-        gen = torch.Generator(device=env.device).manual_seed(seed)
-        batch = [torch.rand(case.worlds, env.num_actions, generator=gen, device=env.device) * 2 - 1 for _ in range(steps)]
-        for _ in range(WARMUP_STEPS):
-            t0 = time.perf_counter()
-            env.step(batch[0])
-            synchronize(env.device)
+    for group in _same_case_groups(cases):
+        envs, batches, build_s = [], [], []
+        for case in group:
+            env, actions, seconds, first_s = _ready_env(case, settings, steps, device, seed, objects, console)
             if first_step_s is None:
-                first_step_s = time.perf_counter() - t0
+                first_step_s = first_s
                 console.print(f"  first step (kernel compile or cache load): {first_step_s:.2f} s")
-        console.print(f"  timing {steps} steps ...")
-        elapsed = _timed(env.device, [functools.partial(env.step, actions) for actions in batch])
-        physics_s = _timed(env.device, [functools.partial(env.sim.step, case_settings.decimation)] * steps)
-        row = {
-            "backend": env.sim.name,
-            "worlds": case.worlds,
-            "images": case.images,
-            "resolution": case.resolution,
-            "steps": steps,
-            "seconds": elapsed,
-            "env_steps_per_s": case.worlds * steps / elapsed,
-            "ms_per_step": 1e3 * elapsed / steps,
-            "physics_ms": 1e3 * physics_s / steps,
-            "build_s": build_s,
-            "overflow_resets": env.overflow_resets,
-        }
-        if env.images is not None:
-            render_s = _timed(env.device, [env.render] * steps)
-            row.update(
-                render_ms=1e3 * render_s / steps,
-                frames_per_s=case.worlds * steps / render_s,
-                render_bytes_per_world=env.images.memory_bytes() / case.worlds,
-            )
-        rows.append(row)
-        del env, batch
+            envs.append(env)
+            batches.append(actions)
+            build_s.append(seconds)
+        console.print(f"  timing {steps} steps" + (" of each backend, taking turns ..." if len(group) > 1 else " ..."))
+        on = envs[0].device
+        elapsed = _taking_turns(on, [[functools.partial(env.step, a) for a in batch] for env, batch in zip(envs, batches)])
+        physics_s = _taking_turns(on, [[functools.partial(env.sim.step, env.settings.decimation)] * steps for env in envs])
+        render_s = _taking_turns(on, [[env.render] * steps for env in envs]) if envs[0].images is not None else None
+        for i, (case, env) in enumerate(zip(group, envs)):
+            row = by_case[case] = {
+                "backend": env.sim.name,
+                "worlds": case.worlds,
+                "images": case.images,
+                "resolution": case.resolution,
+                "steps": steps,
+                "seconds": elapsed[i],
+                "env_steps_per_s": case.worlds * steps / elapsed[i],
+                "ms_per_step": 1e3 * elapsed[i] / steps,
+                "physics_ms": 1e3 * physics_s[i] / steps,
+                "build_s": build_s[i],
+                "overflow_resets": env.overflow_resets,
+            }
+            if render_s is not None:
+                row.update(
+                    render_ms=1e3 * render_s[i] / steps,
+                    frames_per_s=case.worlds * steps / render_s[i],
+                    render_bytes_per_world=env.images.memory_bytes() / case.worlds,
+                )
+        del envs, batches
+    rows = [by_case[case] for case in cases]
     base = rows[0]["env_steps_per_s"]
     same_case = {(r["worlds"], r["images"], r["resolution"]): r for r in rows if r["backend"] == rows[0]["backend"]}
     for row in rows:
@@ -136,6 +169,7 @@ def run_throughput(
         "device": device,
         "seed": seed,
         "warmup_steps": WARMUP_STEPS,
+        "timing_turns": TIMING_TURNS,
         "first_step_s": first_step_s,
         "torch_threads": torch.get_num_threads(),
         "results": rows,

@@ -37,6 +37,8 @@ _STEP_BITS = 20  # random-number counter = episode index * 2**20 + step in episo
 # Observation noise groups: ADR range prefix and number of noisy values.
 _NOISE_KINDS = {"q": ("joint_pos", NUM_JOINTS), "qd": ("joint_vel", NUM_JOINTS),
                 "pos": ("object_pos", 3), "rot": ("object_rot", 4)}  # fmt: skip
+_NOISE_SIZES = [size for _, size in _NOISE_KINDS.values()]
+_NUM_NOISY = sum(_NOISE_SIZES)
 
 
 def load_objects(settings: TaskSettings) -> list[ObjectShape]:
@@ -126,8 +128,10 @@ class DextrahEnv:
         self.targets = zeros(n, NUM_JOINTS)
         self.last_action = zeros(n, self.num_actions)
         self.prev_points = zeros(n, len(HAND_POINT_SITES), 3)
-        self.noise_width = {key: zeros(n, 1) for key in _NOISE_KINDS}
-        self.noise_bias = {key: zeros(n, size) for key, (_, size) in _NOISE_KINDS.items()}
+        # Per-episode observation noise of every noisy value, in _NOISE_KINDS order (one group's
+        # width repeated over its values), so that a step adds all the noise in a few operations.
+        self.noise_width = zeros(n, _NUM_NOISY)
+        self.noise_bias = zeros(n, _NUM_NOISY)
         self.disturbance = zeros(n, 3)
         self.success_steps = zeros(n, dtype=torch.long)
         self.returns = zeros(n, len(REWARD_TERMS))
@@ -229,13 +233,16 @@ class DextrahEnv:
 
     def _draw_observation_noise(self, mask: torch.Tensor) -> None:
         """Per-episode noise: width = noise * U(0,1); bias = bias * U(0,1) * (U - 1/2) per element."""
-        sizes = [2 + size for _, size in _NOISE_KINDS.values()]
+        sizes = [2 + size for size in _NOISE_SIZES]
         draws = self._uniform(rng.Stream.OBS_NOISE_WIDTH, sum(sizes)).split(sizes, dim=1)
-        for (key, (range_name, _)), u in zip(_NOISE_KINDS.items(), draws):
+        widths, biases = [], []
+        for (range_name, size), u in zip(_NOISE_KINDS.values(), draws):
             width, _ = noise_width_and_bias(self._magnitude(f"{range_name}_noise"), u[:, :1], u[:, :1])
             _, bias = noise_width_and_bias(self._magnitude(f"{range_name}_bias"), u[:, 1:2], u[:, 2:])
-            self.noise_width[key] = torch.where(mask[:, None], width, self.noise_width[key])
-            self.noise_bias[key] = torch.where(mask[:, None], bias, self.noise_bias[key])
+            widths.append(width.expand(-1, size))
+            biases.append(bias)
+        self.noise_width = torch.where(mask[:, None], torch.cat(widths, dim=1), self.noise_width)
+        self.noise_bias = torch.where(mask[:, None], torch.cat(biases, dim=1), self.noise_bias)
 
     # ------------------------------------------------------------------ state
     def hand_points(self) -> torch.Tensor:
@@ -282,9 +289,10 @@ class DextrahEnv:
             self.curl_pose, s.rewards, self._magnitude("goal_sharpness"), self._magnitude("lift_weight"),
         )  # fmt: skip
         overflow = self.sim.corrupted_worlds()
-        reward = torch.stack(list(terms.values()), dim=-1).sum(-1).masked_fill(overflow, 0.0)
+        weighted_terms = torch.stack([terms[name] for name in REWARD_TERMS], dim=-1)
+        reward = weighted_terms.sum(-1).masked_fill(overflow, 0.0)
         success = self.in_success()
-        self._track_episode(terms, success, object_pos[:, 2])
+        self._track_episode(weighted_terms, success, object_pos[:, 2])
 
         out_x = (object_pos[:, 0] < s.workspace_x[0]) | (object_pos[:, 0] > s.workspace_x[1])
         out_y = (object_pos[:, 1] < s.workspace_y[0]) | (object_pos[:, 1] > s.workspace_y[1])
@@ -321,8 +329,9 @@ class DextrahEnv:
         near = (palm - self.object_pose()[:, :3]).norm(dim=-1) < self.settings.disturbance_radius
         self.sim.xfrc_applied[:, self.sim.object_body, :3] = self.disturbance * near[:, None]
 
-    def _track_episode(self, terms: dict[str, torch.Tensor], success: torch.Tensor, object_z: torch.Tensor) -> None:
-        self.returns += torch.stack([terms[name] for name in REWARD_TERMS], dim=-1)
+    def _track_episode(self, weighted_terms: torch.Tensor, success: torch.Tensor, object_z: torch.Tensor) -> None:
+        """Add a step to the episodes' statistics; ``weighted_terms`` is (N, len(REWARD_TERMS))."""
+        self.returns += weighted_terms
         self.success_steps = (self.success_steps + 1) * success
         self.first_success = torch.where(success & ~self.reached, self.episode_step, self.first_success)
         self.reached |= success
@@ -333,37 +342,33 @@ class DextrahEnv:
 
     def _episode_stats(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
         """Statistics of the episodes that end now, one entry per finished world."""
+        ended = done.nonzero()[:, 0]
+        returns = self.returns.index_select(0, ended)
         stats = {
-            "success": self.reached[done].float(),
-            "lift_height": self.max_z[done].clamp_min(0.0),
-            "length": self.episode_step[done].float(),
-            "time_to_success": self.first_success[done].float() * self.settings.policy_dt,
+            "success": self.reached.index_select(0, ended).float(),
+            "lift_height": self.max_z.index_select(0, ended).clamp_min(0.0),
+            "length": self.episode_step.index_select(0, ended).float(),
+            "time_to_success": self.first_success.index_select(0, ended).float() * self.settings.policy_dt,
         }
-        for i, name in enumerate(REWARD_TERMS):
-            stats[f"return_{name}"] = self.returns[done, i]
-        return stats
+        return stats | {f"return_{name}": returns[:, i] for i, name in enumerate(REWARD_TERMS)}
 
     # ------------------------------------------------------------------ observations
     def observations(self) -> dict[str, torch.Tensor]:
         """Policy, privileged and critic observations, each (N, size) float32, and the images
         asked for at construction (see tasks/dextrah/images.py), rendered from the current state."""
-        u = self._uniform(rng.Stream.OBS_NOISE_STEP, 2 * NUM_JOINTS + 7)
-        u_q, u_qd, u_pos, u_rot = u.split([NUM_JOINTS, NUM_JOINTS, 3, 4], dim=1)
-        w, b = self.noise_width, self.noise_bias
         q, qd = self.sim.qpos[:, :NUM_JOINTS], self.sim.qvel[:, :NUM_JOINTS]
         pose, twist = self.object_pose(), self.sim.qvel[:, _OBJ_QVEL]
+        u = self._uniform(rng.Stream.OBS_NOISE_STEP, _NUM_NOISY)
+        noisy = torch.cat([q, qd, pose], dim=-1) + self.noise_bias + step_noise(self.noise_width, u)
+        noisy_q, noisy_qd, noisy_pos, noisy_quat = noisy.split(_NOISE_SIZES, dim=1)
         points = self.hand_points()
         point_vel = (points - self.prev_points) / self.settings.policy_dt
         goal = self.goal.expand(self.num_envs, 3)
-        noisy_quat = pose[:, 3:] + b["rot"] + step_noise(w["rot"], u_rot)
-        proprio = torch.cat([
-            q + b["q"] + step_noise(w["q"], u_q),
-            qd + b["qd"] + step_noise(w["qd"], u_qd),
-            points.flatten(1), point_vel.flatten(1), goal, self.last_action,
-        ], dim=-1)  # fmt: skip
+        proprio = torch.cat(
+            [noisy_q, noisy_qd, points.flatten(1), point_vel.flatten(1), goal, self.last_action], dim=-1
+        )
         state = torch.cat([
-            pose[:, :3] + b["pos"] + step_noise(w["pos"], u_pos),
-            noisy_quat / noisy_quat.norm(dim=-1, keepdim=True).clamp_min(1e-9),
+            noisy_pos, noisy_quat / noisy_quat.norm(dim=-1, keepdim=True).clamp_min(1e-9),
             self.object_onehot, self.object_half_extents,
         ], dim=-1)  # fmt: skip
         critic = torch.cat([
