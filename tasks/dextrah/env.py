@@ -34,10 +34,9 @@ HAND_POINT_SITES = ("palm_center", "index_tip", "middle_tip", "ring_tip", "thumb
 _OBJ_QPOS = slice(NUM_JOINTS, NUM_JOINTS + 7)  # free joint: position then (w, x, y, z)
 _OBJ_QVEL = slice(NUM_JOINTS, NUM_JOINTS + 6)  # free joint: linear (world) then angular (body)
 _STEP_BITS = 20  # random-number counter = episode index * 2**20 + step in episode
-# Observation noise groups: ADR range prefix and number of noisy values.
-_NOISE_KINDS = {"q": ("joint_pos", NUM_JOINTS), "qd": ("joint_vel", NUM_JOINTS),
-                "pos": ("object_pos", 3), "rot": ("object_rot", 4)}  # fmt: skip
-_NOISE_SIZES = [size for _, size in _NOISE_KINDS.values()]
+# Observation noise groups, in the order of the noisy values: ADR range prefix and number of values.
+_NOISE_KINDS = (("joint_pos", NUM_JOINTS), ("joint_vel", NUM_JOINTS), ("object_pos", 3), ("object_rot", 4))
+_NOISE_SIZES = [size for _, size in _NOISE_KINDS]
 _NUM_NOISY = sum(_NOISE_SIZES)
 
 
@@ -236,7 +235,7 @@ class DextrahEnv:
         sizes = [2 + size for size in _NOISE_SIZES]
         draws = self._uniform(rng.Stream.OBS_NOISE_WIDTH, sum(sizes)).split(sizes, dim=1)
         widths, biases = [], []
-        for (range_name, size), u in zip(_NOISE_KINDS.values(), draws):
+        for (range_name, size), u in zip(_NOISE_KINDS, draws):
             width, _ = noise_width_and_bias(self._magnitude(f"{range_name}_noise"), u[:, :1], u[:, :1])
             _, bias = noise_width_and_bias(self._magnitude(f"{range_name}_bias"), u[:, 1:2], u[:, 2:])
             widths.append(width.expand(-1, size))
