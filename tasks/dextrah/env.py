@@ -4,6 +4,11 @@
 their global index (``env_offset + i``): a world's object, random numbers and randomization
 depend only on that index, the seed and the world's own episode and step counters, so worlds
 [a:b] of a large env behave exactly like a small env created with ``env_offset=a``.
+
+``reset`` and ``step`` run in torch's inference mode: none of the task's few hundred small
+operations a step records anything for autograd, which saves about 5% of a 64-world step on a
+CPU. The tensors they return are inference tensors: clone one before it enters a graph that
+autograd differentiates (as the input of a layer being trained).
 """
 
 from __future__ import annotations
@@ -161,6 +166,7 @@ class DextrahEnv:
         return rng.normal(self.seed, self.world_ids, self._counter(), stream, n)
 
     # ------------------------------------------------------------------ reset
+    @torch.inference_mode()
     def reset(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Start new episodes in the masked worlds (all when None) and return observations."""
         if mask is None:
@@ -269,6 +275,7 @@ class DextrahEnv:
         self.episode_limit = self.episode_step + 1 + (u * length).long().clamp_max(length - 1)
 
     # ------------------------------------------------------------------ step
+    @torch.inference_mode()
     def step(self, actions: torch.Tensor) -> StepResult:
         """Apply (N, num_actions) actions in [-1, 1] (see tasks/dextrah/actions.py) for one policy step."""
         s = self.settings

@@ -248,7 +248,8 @@ class MujocoSim(Sim):
     def render_sim(self) -> MjwSim:
         """MuJoCo Warp twins of the worlds (made at the first render), given this state."""
         if self._twin is None:
-            self._twin = MjwSim(*self._twin_args)
+            with torch.inference_mode(False):  # the twin's tensors outlive the step that first renders
+                self._twin = MjwSim(*self._twin_args)
         twin = self._twin
         for name, values in self.model.items():
             twin.model[name].copy_(values)
